@@ -306,6 +306,7 @@ struct DevCa::Impl {
   std::unique_ptr<Issued> issue(const IssueOptions& options, Role role, std::string& error);
 };
 
+// create()/load() use `new` directly because the constructor is private (make_unique cannot reach it).
 DevCa::DevCa(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 DevCa::~DevCa() = default;
 

@@ -123,13 +123,10 @@ class DevCaTest : public ::testing::Test {
   // Key generation is the slow part; one CA serves the whole suite.
   static void SetUpTestSuite() {
     std::string error;
-    ca_ = DevCa::create("gerbang test CA", KeyType::ecdsa_p256, error).release();
+    ca_ = DevCa::create("gerbang test CA", KeyType::ecdsa_p256, error);
     ASSERT_NE(ca_, nullptr) << error;
   }
-  static void TearDownTestSuite() {
-    delete ca_;
-    ca_ = nullptr;
-  }
+  static void TearDownTestSuite() { ca_.reset(); }
 
   static IssueOptions server_options() {
     IssueOptions o;
@@ -139,9 +136,9 @@ class DevCaTest : public ::testing::Test {
     return o;
   }
 
-  static DevCa* ca_;
+  static std::unique_ptr<DevCa> ca_;
 };
-DevCa* DevCaTest::ca_ = nullptr;
+std::unique_ptr<DevCa> DevCaTest::ca_;
 
 TEST_F(DevCaTest, CreatesASelfSignedRootCa) {
   X509Ptr ca = parse_cert(ca_->cert_pem());
