@@ -1,0 +1,906 @@
+// YAML → Config. Every problem becomes a Diagnostic with file:line:col and a dotted path; parsing never stops
+// at the first error, so an operator fixes a config in one round instead of one error per restart.
+//
+// Shape: a Loader walks the YAML tree with one small function per struct. Each map is walked against a table
+// of known keys (unknown keys are errors, with a did-you-mean). Scalars go through typed readers that report
+// wrong types, bad units and out-of-range values. Marks of every visited node are kept by path, so the
+// cross-field checks at the end can point at the line of the field they name.
+#include "gateway/config/loader.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+
+#include <yaml-cpp/yaml.h>
+
+#include "crypto/keys.hpp"
+#include "gateway/config/units.hpp"
+
+namespace gerbang::config {
+
+std::string Diagnostic::to_string() const {
+  std::string s = file;
+  if (line > 0) s += ":" + std::to_string(line) + ":" + std::to_string(column);
+  s += ": ";
+  if (!path.empty()) s += path + ": ";
+  s += message;
+  return s;
+}
+
+std::string Diagnostics::to_string() const {
+  std::string s;
+  for (const auto& e : errors_) s += e.to_string() + "\n";
+  return s;
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+using Node = YAML::Node;
+using namespace std::chrono_literals;
+
+std::string quote(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string describe(const Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Null: return "null";
+    case YAML::NodeType::Scalar: return quote(n.Scalar());
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a map";
+    default: return "nothing";
+  }
+}
+
+std::string format_duration(Duration d) {
+  struct U { std::int64_t ms; const char* name; };
+  static constexpr U kUnits[] = {{86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1000, "s"}};
+  const auto ms = d.count();
+  if (ms == 0) return "0s";
+  for (const auto& u : kUnits)
+    if (ms % u.ms == 0) return std::to_string(ms / u.ms) + u.name;
+  return std::to_string(ms) + "ms";
+}
+
+std::string format_size(std::uint64_t b) {
+  static constexpr const char* kUnits[] = {"TiB", "GiB", "MiB", "KiB"};
+  for (int i = 0; i < 4; ++i) {
+    const std::uint64_t f = 1ull << (10 * (4 - i));
+    if (b != 0 && b % f == 0) return std::to_string(b / f) + kUnits[i];
+  }
+  return std::to_string(b) + "B";
+}
+
+// Optimal string alignment distance: Levenshtein plus adjacent transpositions ("tiemout" is 1 from "timeout").
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// " (did you mean \"x\"?)" or "" when nothing is close enough to be a plausible typo.
+std::string suggestion(std::string_view got, const std::vector<std::string_view>& candidates) {
+  std::string_view best;
+  std::size_t best_d = 3;
+  for (auto c : candidates) {
+    const auto dist = edit_distance(got, c);
+    if (dist < best_d && dist < c.size()) {
+      best_d = dist;
+      best = c;
+    }
+  }
+  return best.empty() ? std::string() : " (did you mean " + quote(best) + "?)";
+}
+
+std::string join(const std::string& path, std::string_view key) {
+  return path.empty() ? std::string(key) : path + "." + std::string(key);
+}
+
+std::string index(const std::string& path, std::size_t i) { return path + "[" + std::to_string(i) + "]"; }
+
+bool is_name(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
+}
+
+// A lower-case DNS name, optionally with a leading "*." wildcard label; IPv4 literals pass as names.
+bool is_host_pattern(std::string_view s) {
+  if (s.starts_with("*.")) s.remove_prefix(2);
+  if (s.empty() || s.size() > 253 || s.front() == '.' || s.back() == '.' || s.find("..") != s.npos) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+  });
+}
+
+// RFC 9110 §5.6.2 tchar, without lower-case letters: methods are case-sensitive and all registered ones are
+// upper-case, so a lower-case "get" in the config would silently never match.
+bool is_method(std::string_view s) {
+  if (s.empty()) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+  });
+}
+
+bool has_control_or_space(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u <= 0x20 || u == 0x7f;
+  });
+}
+
+bool is_loopback(const Endpoint& e) {
+  if (e.host == "localhost" || e.host == "::1") return true;
+  return e.host.starts_with("127.");  // parse_endpoint already checked it is a dotted quad
+}
+
+// Two endpoints whose sockets cannot both be bound: same port and same host, or a wildcard on either side.
+bool endpoints_clash(const Endpoint& a, const Endpoint& b) {
+  if (a.port != b.port || a.port == 0) return false;
+  auto canon = [](const std::string& h) -> std::string {
+    if (h == "*" || h == "0.0.0.0" || h == "::") return "*";
+    if (h == "localhost") return "127.0.0.1";
+    return h;
+  };
+  const auto ha = canon(a.host), hb = canon(b.host);
+  return ha == hb || ha == "*" || hb == "*";
+}
+
+class Loader {
+ public:
+  Loader(std::string file, fs::path base, Diagnostics& diags)
+      : file_(std::move(file)), base_(std::move(base)), diags_(diags) {}
+
+  std::shared_ptr<const Config> run(std::string_view yaml) {
+    auto cfg = std::make_shared<Config>();
+    cfg->source = file_;
+    const std::size_t errors_before = diags_.errors().size();
+    try {
+      std::vector<Node> docs = YAML::LoadAll(std::string(yaml));
+      if (docs.size() > 1) {
+        error(docs[1], "", "expected one YAML document, found " + std::to_string(docs.size()));
+      }
+      const Node root = docs.empty() ? Node() : docs.front();
+      if (parse_root(root, *cfg)) cross_checks(*cfg);
+    } catch (const YAML::Exception& e) {
+      diags_.error(Diagnostic{file_, e.mark.is_null() ? 0 : e.mark.line + 1, e.mark.is_null() ? 0 : e.mark.column + 1,
+                              "", "YAML syntax error: " + e.msg});
+    } catch (const std::bad_alloc&) {
+      throw;  // STYLE.md §5: out of memory may crash
+    } catch (const std::exception& e) {
+      diags_.error(Diagnostic{file_, 0, 0, "", std::string("internal error while loading: ") + e.what()});
+    }
+    if (diags_.errors().size() != errors_before) return nullptr;
+    return cfg;
+  }
+
+ private:
+  using Handler = std::function<void(const Node&, const std::string&)>;
+  struct Field {
+    std::string_view key;
+    bool required;
+    Handler fn;
+  };
+
+  // --- diagnostics -------------------------------------------------------------------------------------------
+
+  Diagnostic make(const YAML::Mark& m, const std::string& path, std::string msg) const {
+    const bool has = !m.is_null() && m.line >= 0;
+    return Diagnostic{file_, has ? m.line + 1 : 0, has ? m.column + 1 : 0, path, std::move(msg)};
+  }
+  void error(const Node& n, const std::string& path, std::string msg) {
+    diags_.error(make(n.IsDefined() ? n.Mark() : YAML::Mark::null_mark(), path, std::move(msg)));
+  }
+  YAML::Mark mark_of(const std::string& path) const {
+    auto it = marks_.find(path);
+    return it == marks_.end() ? YAML::Mark::null_mark() : it->second;
+  }
+  // For cross-field errors: positioned at `at_path`'s node (often the field that exists when `path` does not).
+  void error_at(const std::string& path, std::string msg, const std::string& at_path = {}) {
+    diags_.error(make(mark_of(at_path.empty() ? path : at_path), path, std::move(msg)));
+  }
+  void warning_at(const std::string& path, std::string msg) { diags_.warning(make(mark_of(path), path, std::move(msg))); }
+  std::string where(const std::string& path) const {
+    const auto m = mark_of(path);
+    if (m.is_null()) return path;
+    return path + " (line " + std::to_string(m.line + 1) + ")";
+  }
+  void note(const std::string& path, const Node& n) {
+    if (n.IsDefined()) marks_[path] = n.Mark();
+  }
+
+  // --- structure ---------------------------------------------------------------------------------------------
+
+  // Walks a map against its known keys. A null node (`admin:` with nothing under it) counts as an empty map.
+  void walk_map(const Node& n, const std::string& path, const std::vector<Field>& fields) {
+    note(path, n);
+    if (!n.IsNull() && !n.IsMap()) {
+      error(n, path, "expected a map, got " + describe(n));
+      return;
+    }
+    std::set<std::string, std::less<>> seen;
+    if (n.IsMap()) {
+      for (auto it = n.begin(); it != n.end(); ++it) {
+        const Node& k = it->first;
+        if (!k.IsScalar()) {
+          error(k, path, "keys must be plain strings, got " + describe(k));
+          continue;
+        }
+        const std::string key = k.Scalar();
+        const std::string child = join(path, key);
+        auto f = std::find_if(fields.begin(), fields.end(), [&](const Field& fd) { return fd.key == key; });
+        if (f == fields.end()) {
+          std::vector<std::string_view> names;
+          for (const auto& fd : fields) names.push_back(fd.key);
+          error(k, path, "unknown key " + quote(key) + suggestion(key, names));
+          continue;
+        }
+        if (!seen.insert(key).second) {
+          error(k, child, "duplicate key " + quote(key) + ", first given at " + where(child));
+          continue;
+        }
+        note(child, it->second);
+        f->fn(it->second, child);
+      }
+    }
+    for (const auto& f : fields) {
+      if (f.required && !seen.contains(f.key)) error(n, path, "missing required key " + quote(f.key));
+    }
+  }
+
+  void each(const Node& n, const std::string& path, std::size_t lo, std::size_t hi, std::string_view what,
+            const Handler& fn) {
+    if (!n.IsSequence()) {
+      error(n, path, "expected a list, got " + describe(n));
+      return;
+    }
+    if (n.size() < lo || n.size() > hi) {
+      error(n, path,
+            "must have " + std::to_string(lo) + ".." + std::to_string(hi) + " " + std::string(what) + ", got " +
+                std::to_string(n.size()));
+    }
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      const std::string p = index(path, i);
+      note(p, n[i]);
+      fn(n[i], p);
+    }
+  }
+
+  // --- scalars -----------------------------------------------------------------------------------------------
+
+  std::optional<std::string> scalar(const Node& n, const std::string& path, std::string_view expected = "a string") {
+    if (!n.IsScalar()) {
+      error(n, path, "expected " + std::string(expected) + ", got " + describe(n));
+      return std::nullopt;
+    }
+    return n.Scalar();
+  }
+
+  std::optional<std::uint64_t> integer(const Node& n, const std::string& path, std::uint64_t lo, std::uint64_t hi) {
+    auto s = scalar(n, path, "an integer");
+    if (!s) return std::nullopt;
+    std::uint64_t v = 0;
+    auto [ptr, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
+    if (s->empty() || (*s)[0] == '+' || ec != std::errc{} || ptr != s->data() + s->size()) {
+      if (ec == std::errc::result_out_of_range) {
+        error(n, path, "must be in the range " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " + *s);
+      } else {
+        error(n, path, "expected a non-negative integer, got " + quote(*s));
+      }
+      return std::nullopt;
+    }
+    if (v < lo || v > hi) {
+      error(n, path, "must be in the range " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " + *s);
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  template <typename T>
+  Handler set_int(T& out, std::uint64_t lo, std::uint64_t hi) {
+    return [this, &out, lo, hi](const Node& n, const std::string& p) {
+      if (auto v = integer(n, p, lo, hi)) out = static_cast<T>(*v);
+    };
+  }
+
+  Handler set_duration(Duration& out, Duration lo, Duration hi) {
+    return [this, &out, lo, hi](const Node& n, const std::string& p) {
+      auto s = scalar(n, p, "a duration");
+      if (!s) return;
+      auto d = parse_duration(*s);
+      if (!d) {
+        error(n, p, "expected a duration like \"30s\", got " + quote(*s) + " (units: ms, s, m, h, d)");
+        return;
+      }
+      if (*d < lo || *d > hi) {
+        error(n, p, "must be in the range " + format_duration(lo) + ".." + format_duration(hi) + ", got " + quote(*s));
+        return;
+      }
+      out = *d;
+    };
+  }
+
+  template <typename T>
+  Handler set_size(T& out, std::uint64_t lo, std::uint64_t hi) {
+    return [this, &out, lo, hi](const Node& n, const std::string& p) {
+      auto s = scalar(n, p, "a size");
+      if (!s) return;
+      auto v = parse_size(*s);
+      if (!v) {
+        error(n, p, "expected a size like \"10MiB\", got " + quote(*s) + " (units: B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)");
+        return;
+      }
+      if (*v < lo || *v > hi) {
+        error(n, p, "must be in the range " + format_size(lo) + ".." + format_size(hi) + ", got " + quote(*s));
+        return;
+      }
+      out = static_cast<T>(*v);
+    };
+  }
+
+  std::optional<bool> boolean(const Node& n, const std::string& path) {
+    auto s = scalar(n, path, "true or false");
+    if (!s) return std::nullopt;
+    // YAML 1.1 spellings, as yaml-cpp's own bool conversion accepts them.
+    static const std::set<std::string, std::less<>> kTrue = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"};
+    static const std::set<std::string, std::less<>> kFalse = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"};
+    if (kTrue.contains(*s)) return true;
+    if (kFalse.contains(*s)) return false;
+    error(n, path, "expected true or false, got " + quote(*s));
+    return std::nullopt;
+  }
+
+  Handler set_bool(bool& out) {
+    return [this, &out](const Node& n, const std::string& p) {
+      if (auto v = boolean(n, p)) out = *v;
+    };
+  }
+
+  Handler set_string(std::string& out) {
+    return [this, &out](const Node& n, const std::string& p) {
+      if (auto v = scalar(n, p)) out = *v;
+    };
+  }
+
+  template <typename E>
+  std::optional<E> enumeration(const Node& n, const std::string& path,
+                               const std::vector<std::pair<std::string_view, E>>& values) {
+    auto s = scalar(n, path, "a string");
+    if (!s) return std::nullopt;
+    for (const auto& [name, v] : values)
+      if (*s == name) return v;
+    std::string list;
+    std::vector<std::string_view> names;
+    for (const auto& [name, v] : values) {
+      if (name == "false") continue;  // accepted spelling of off, not worth advertising
+      list += (list.empty() ? "" : ", ") + std::string(name);
+      names.push_back(name);
+    }
+    error(n, path, "expected one of " + list + ", got " + quote(*s) + suggestion(*s, names));
+    return std::nullopt;
+  }
+
+  std::optional<Endpoint> endpoint(const Node& n, const std::string& path) {
+    auto s = scalar(n, path, "an address");
+    if (!s) return std::nullopt;
+    if (auto e = parse_endpoint(*s)) return e;
+    std::string why;
+    const auto colons = std::count(s->begin(), s->end(), ':');
+    if (colons == 0) why = " (the port is missing)";
+    else if (colons > 1 && s->front() != '[') why = " (IPv6 addresses need brackets: \"[::1]:8443\")";
+    error(n, path,
+          "expected an address like \"127.0.0.1:8443\", \"[::1]:8443\", \"*:8443\" or \"localhost:8443\" "
+          "(port 0..65535), got " + quote(*s) + why);
+    return std::nullopt;
+  }
+
+  Handler set_endpoint(Endpoint& out) {
+    return [this, &out](const Node& n, const std::string& p) {
+      if (auto e = endpoint(n, p)) out = *e;
+    };
+  }
+
+  enum class FileKind { certificate, ca, key, output };
+
+  // Resolves against the config's directory and checks the file as far as can be done at load time.
+  Handler set_file(std::string& out, FileKind kind) {
+    return [this, &out, kind](const Node& n, const std::string& p) {
+      auto s = scalar(n, p, "a file path");
+      if (!s) return;
+      if (s->empty()) {
+        error(n, p, "file path must not be empty");
+        return;
+      }
+      fs::path path(*s);
+      if (path.is_relative()) path = base_ / path;
+      out = path.lexically_normal().string();
+      switch (kind) {
+        case FileKind::certificate:
+        case FileKind::ca: {
+          const char* what = kind == FileKind::ca ? "CA file " : "certificate file ";
+          std::error_code ec;
+          const auto st = fs::status(out, ec);
+          if (ec || !fs::exists(st)) {
+            error(n, p, std::string(what) + quote(out) + " does not exist");
+          } else if (!fs::is_regular_file(st)) {
+            error(n, p, std::string(what) + quote(out) + " is not a regular file");
+          } else if (::access(out.c_str(), R_OK) != 0) {
+            error(n, p, "cannot read " + std::string(what) + quote(out) + ": " + std::strerror(errno));
+          }
+          break;
+        }
+        case FileKind::key:
+          if (auto problem = crypto::private_key_file_problem(out)) error(n, p, *problem);
+          break;
+        case FileKind::output:
+          break;  // created at startup
+      }
+    };
+  }
+
+  // --- sections ----------------------------------------------------------------------------------------------
+
+  // False when the document is not a map at all, so cross-field checks would only add noise.
+  bool parse_root(const Node& root, Config& c) {
+    note("", root);
+    if (!root.IsNull() && !root.IsMap()) {
+      error(root, "", "the configuration must be a map of top-level keys, got " + describe(root));
+      return false;
+    }
+    walk_map(root, "", {
+        {"workers", false, [&](const Node& n, const std::string& p) { parse_workers(n, p, c); }},
+        {"admin", false, [&](const Node& n, const std::string& p) {
+           walk_map(n, p, {{"address", false, set_endpoint(c.admin.address)}});
+         }},
+        {"log", false, [&](const Node& n, const std::string& p) { parse_log(n, p, c.log); }},
+        {"limits", false, [&](const Node& n, const std::string& p) { parse_limits(n, p, c.limits); }},
+        {"timeouts", false, [&](const Node& n, const std::string& p) { parse_timeouts(n, p, c.timeouts); }},
+        {"trusted_proxies", false, [&](const Node& n, const std::string& p) {
+           each(n, p, 0, 10000, "entries", [&](const Node& e, const std::string& ep) {
+             if (auto cidr = parse_trusted(e, ep)) c.trusted_proxies.push_back(std::move(*cidr));
+           });
+         }},
+        {"listeners", false, [&](const Node& n, const std::string& p) {
+           each(n, p, 1, 64, "listeners", [&](const Node& e, const std::string& ep) {
+             c.listeners.emplace_back();
+             parse_listener(e, ep, c.listeners.back());
+           });
+         }},
+        {"routes", false, [&](const Node& n, const std::string& p) {
+           each(n, p, 0, 10000, "routes", [&](const Node& e, const std::string& ep) {
+             c.routes.emplace_back();
+             parse_route(e, ep, c.routes.back());
+           });
+         }},
+        {"upstreams", false, [&](const Node& n, const std::string& p) {
+           each(n, p, 0, 1000, "upstreams", [&](const Node& e, const std::string& ep) {
+             c.upstreams.emplace_back();
+             parse_upstream(e, ep, c.upstreams.back());
+           });
+         }},
+    });
+    return true;
+  }
+
+  void parse_workers(const Node& n, const std::string& p, Config& c) {
+    if (n.IsScalar() && n.Scalar() == "auto") {
+      c.workers = 0;
+      return;
+    }
+    if (n.IsScalar()) {
+      std::uint32_t v = 0;
+      const auto& s = n.Scalar();
+      auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+      if (ec == std::errc{} && ptr == s.data() + s.size() && !s.empty() && v >= 1 && v <= 256) {
+        c.workers = v;
+        return;
+      }
+    }
+    error(n, p, "expected \"auto\" or an integer in the range 1..256, got " + describe(n));
+  }
+
+  void parse_log(const Node& n, const std::string& p, LogConfig& log) {
+    walk_map(n, p, {
+        {"level", false, [&](const Node& v, const std::string& vp) {
+           if (auto l = enumeration<LogLevel>(v, vp, {{"trace", LogLevel::trace}, {"debug", LogLevel::debug},
+                                                      {"info", LogLevel::info}, {"warn", LogLevel::warn},
+                                                      {"error", LogLevel::error}, {"off", LogLevel::off},
+                                                      {"false", LogLevel::off}}))
+             log.level = *l;
+         }},
+        {"access_log", false, [&](const Node& v, const std::string& vp) {
+           if (v.IsScalar() && (v.Scalar() == "stdout" || v.Scalar() == "off" || v.Scalar() == "false")) {
+             log.access_log = v.Scalar() == "stdout" ? "stdout" : "off";
+             return;
+           }
+           set_file(log.access_log, FileKind::output)(v, vp);
+         }},
+    });
+  }
+
+  void parse_limits(const Node& n, const std::string& p, LimitsConfig& l) {
+    walk_map(n, p, {
+        {"max_request_line", false, set_size(l.max_request_line, 64, 1ull << 20)},
+        {"max_header_bytes", false, set_size(l.max_header_bytes, 1ull << 10, 1ull << 20)},
+        {"max_headers", false, set_int(l.max_headers, 1, 1000)},
+        {"max_response_header_bytes", false, set_size(l.max_response_header_bytes, 1ull << 10, 1ull << 20)},
+    });
+  }
+
+  void parse_timeouts(const Node& n, const std::string& p, TimeoutsConfig& t) {
+    walk_map(n, p, {
+        {"handshake", false, set_duration(t.handshake, 1ms, 5min)},
+        {"request_head", false, set_duration(t.request_head, 1ms, 5min)},
+        {"keepalive_idle", false, set_duration(t.keepalive_idle, 1ms, 1h)},
+        {"body_idle", false, set_duration(t.body_idle, 1ms, 1h)},
+        {"body_min_rate", false, set_size(t.body_min_rate, 0, 1ull << 30)},
+        {"send", false, set_duration(t.send, 1ms, 1h)},
+        {"drain", false, set_duration(t.drain, 0ms, 10min)},
+    });
+  }
+
+  std::optional<Cidr> parse_trusted(const Node& n, const std::string& p) {
+    auto s = scalar(n, p, "a CIDR block");
+    if (!s) return std::nullopt;
+    if (auto c = parse_cidr(*s)) return c;
+    // Say *why* when the address itself is fine but bits beyond the prefix are set.
+    std::string why;
+    if (const auto slash = s->find('/'); slash != std::string::npos) {
+      if (parse_cidr(s->substr(0, slash))) why = " (host bits are set beyond the prefix length, or the prefix is out of range)";
+    }
+    error(n, p, "expected a CIDR block like \"10.0.0.0/8\" or \"2001:db8::/32\", got " + quote(*s) + why);
+    return std::nullopt;
+  }
+
+  void parse_listener(const Node& n, const std::string& p, ListenerConfig& l) {
+    walk_map(n, p, {
+        {"name", true, [&](const Node& v, const std::string& vp) {
+           auto s = scalar(v, vp);
+           if (!s) return;
+           l.name = *s;
+           if (!is_name(*s)) error(v, vp, "must match [a-z0-9_-]{1,64}, got " + quote(*s));
+         }},
+        {"address", true, set_endpoint(l.address)},
+        {"redirect_from", false, [&](const Node& v, const std::string& vp) {
+           if (auto e = endpoint(v, vp)) l.redirect_from = *e;
+         }},
+        {"hsts", false, [&](const Node& v, const std::string& vp) {
+           auto s = scalar(v, vp);
+           if (!s) return;
+           l.hsts = *s;
+           // RFC 6797 §6.1.1: max-age is REQUIRED; a header value must not carry control characters.
+           const bool bad_chars = std::any_of(s->begin(), s->end(), [](char ch) {
+             const auto u = static_cast<unsigned char>(ch);
+             return (u < 0x20 && ch != '\t') || u == 0x7f;
+           });
+           if (!s->empty() && (bad_chars || s->find("max-age=") == std::string::npos))
+             error(v, vp, "expected \"\" (disabled) or a Strict-Transport-Security value containing max-age=, got " + quote(*s));
+         }},
+        {"max_connections", false, set_int(l.max_connections, 1, 1'000'000)},
+        {"tls", true, [&](const Node& v, const std::string& vp) { parse_listener_tls(v, vp, l.tls); }},
+    });
+  }
+
+  void parse_listener_tls(const Node& n, const std::string& p, ListenerTlsConfig& t) {
+    walk_map(n, p, {
+        {"certificates", true, [&](const Node& v, const std::string& vp) {
+           each(v, vp, 1, 64, "certificates", [&](const Node& e, const std::string& ep) {
+             t.certificates.emplace_back();
+             auto& cert = t.certificates.back();
+             walk_map(e, ep, {
+                 {"cert", true, set_file(cert.cert_file, FileKind::certificate)},
+                 {"key", true, set_file(cert.key_file, FileKind::key)},
+                 {"server_names", false, [&](const Node& sv, const std::string& sp) {
+                    each(sv, sp, 0, 1000, "names", [&](const Node& name, const std::string& np) {
+                      auto s = scalar(name, np, "a host name");
+                      if (!s) return;
+                      if (!is_host_pattern(*s))
+                        error(name, np, "expected a lower-case host name like \"api.example\" or \"*.example\", got " + quote(*s));
+                      else
+                        cert.server_names.push_back(*s);
+                    });
+                  }},
+             });
+           });
+         }},
+        {"min_version", false, [&](const Node& v, const std::string& vp) {
+           if (auto ver = enumeration<TlsVersion>(v, vp, {{"1.2", TlsVersion::tls1_2}, {"1.3", TlsVersion::tls1_3}}))
+             t.min_version = *ver;
+         }},
+        {"session_tickets", false, set_bool(t.session_tickets)},
+        {"ticket_key_rotation", false, set_duration(t.ticket_key_rotation, 1min, 7 * 24h)},
+        {"session_cache", false, set_bool(t.session_cache)},
+        {"client_auth", false, [&](const Node& v, const std::string& vp) {
+           // YAML 1.1 reads a bare `off` as the boolean false; both spellings mean off.
+           if (auto a = enumeration<ClientAuth>(v, vp, {{"off", ClientAuth::off}, {"false", ClientAuth::off},
+                                                        {"optional", ClientAuth::optional},
+                                                        {"required", ClientAuth::required}}))
+             t.client_auth = *a;
+         }},
+        {"client_ca", false, set_file(t.client_ca_file, FileKind::ca)},
+        {"client_verify_depth", false, set_int(t.client_verify_depth, 1, 10)},
+    });
+  }
+
+  void parse_route(const Node& n, const std::string& p, RouteConfig& r) {
+    walk_map(n, p, {
+        {"name", true, [&](const Node& v, const std::string& vp) {
+           auto s = scalar(v, vp);
+           if (!s) return;
+           r.name = *s;
+           if (!is_name(*s)) error(v, vp, "must match [a-z0-9_-]{1,64}, got " + quote(*s));
+         }},
+        {"match", false, [&](const Node& v, const std::string& vp) { parse_match(v, vp, r.match); }},
+        {"upstream", true, set_string(r.upstream)},
+        {"strip_prefix", false, set_bool(r.strip_prefix)},
+        {"max_body", false, set_size(r.max_body_bytes, 0, 1ull << 40)},
+    });
+  }
+
+  void parse_match(const Node& n, const std::string& p, RouteMatch& m) {
+    walk_map(n, p, {
+        {"hosts", false, [&](const Node& v, const std::string& vp) {
+           each(v, vp, 0, 1000, "hosts", [&](const Node& e, const std::string& ep) {
+             auto s = scalar(e, ep, "a host name");
+             if (!s) return;
+             if (!is_host_pattern(*s))
+               error(e, ep, "expected a lower-case host name like \"api.example\" or \"*.example\", got " + quote(*s));
+             else
+               m.hosts.push_back(*s);
+           });
+         }},
+        {"path_prefix", false, [&](const Node& v, const std::string& vp) {
+           auto s = scalar(v, vp, "a path");
+           if (!s) return;
+           m.path_prefix = *s;
+           if (!s->starts_with("/"))
+             error(v, vp, "must start with \"/\", got " + quote(*s));
+           else if (has_control_or_space(*s) || s->find_first_of("?#") != std::string::npos)
+             error(v, vp, "must be a path without spaces, control characters, '?' or '#', got " + quote(*s));
+         }},
+        {"methods", false, [&](const Node& v, const std::string& vp) {
+           std::map<std::string, std::string> seen;
+           each(v, vp, 0, 100, "methods", [&](const Node& e, const std::string& ep) {
+             auto s = scalar(e, ep, "a method");
+             if (!s) return;
+             if (!is_method(*s)) {
+               error(e, ep, "expected an upper-case method token like \"GET\", got " + quote(*s));
+             } else if (auto [it, fresh] = seen.emplace(*s, ep); !fresh) {
+               error(e, ep, "method " + quote(*s) + " is listed twice (also " + it->second + ")");
+             } else {
+               m.methods.push_back(*s);
+             }
+           });
+         }},
+    });
+  }
+
+  void parse_upstream(const Node& n, const std::string& p, UpstreamConfig& u) {
+    walk_map(n, p, {
+        {"name", true, [&](const Node& v, const std::string& vp) {
+           auto s = scalar(v, vp);
+           if (!s) return;
+           u.name = *s;
+           if (s->empty() || s->size() > 128 || has_control_or_space(*s))
+             error(v, vp, "must be 1..128 characters without spaces or control characters, got " + quote(*s));
+         }},
+        {"targets", true, [&](const Node& v, const std::string& vp) {
+           each(v, vp, 1, 64, "targets", [&](const Node& e, const std::string& ep) {
+             auto t = endpoint(e, ep);
+             if (!t) return;
+             if (t->port == 0) error(e, ep, "an upstream target needs a port in the range 1..65535, got 0");
+             else if (t->host == "*") error(e, ep, "an upstream target needs a concrete host, got \"*\"");
+             else u.targets.push_back(*t);
+           });
+         }},
+        {"tls", false, [&](const Node& v, const std::string& vp) {
+           u.tls.enabled = true;
+           walk_map(v, vp, {
+               {"ca", false, set_file(u.tls.ca_file, FileKind::ca)},
+               {"server_name", false, [&](const Node& sv, const std::string& sp) {
+                  auto s = scalar(sv, sp);
+                  if (!s) return;
+                  u.tls.server_name = *s;
+                  if (has_control_or_space(*s)) error(sv, sp, "expected a host name, got " + quote(*s));
+                }},
+               {"verify", false, set_bool(u.tls.verify)},
+               {"cert", false, set_file(u.tls.cert_file, FileKind::certificate)},
+               {"key", false, set_file(u.tls.key_file, FileKind::key)},
+           });
+         }},
+        {"connect_timeout", false, set_duration(u.connect_timeout, 1ms, 60s)},
+        {"response_timeout", false, set_duration(u.response_timeout, 1ms, 1h)},
+        {"max_connections", false, set_int(u.max_connections, 1, 100'000)},
+        {"max_idle", false, set_int(u.max_idle, 0, 10'000)},
+        {"idle_timeout", false, set_duration(u.idle_timeout, 1s, 1h)},
+        {"max_failures", false, set_int(u.max_failures, 1, 100)},
+        {"eject_for", false, set_duration(u.eject_for, 1s, 1h)},
+        {"retries", false, set_int(u.retries, 0, 5)},
+    });
+  }
+
+  // --- rules across fields -----------------------------------------------------------------------------------
+
+  template <typename T>
+  void unique_names(const std::vector<T>& items, const std::string& list, std::string_view what) {
+    std::map<std::string, std::string> first;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (items[i].name.empty()) continue;
+      const std::string p = index(list, i) + ".name";
+      auto [it, fresh] = first.emplace(items[i].name, p);
+      if (!fresh)
+        error_at(p, "duplicate " + std::string(what) + " name " + quote(items[i].name) + ", already used by " +
+                        where(it->second));
+    }
+  }
+
+  void cross_checks(Config& c) {
+    if (c.listeners.empty() && mark_of("listeners").is_null()) error_at("listeners", "at least one listener is required", "");
+    unique_names(c.listeners, "listeners", "listener");
+    unique_names(c.routes, "routes", "route");
+    unique_names(c.upstreams, "upstreams", "upstream");
+
+    if (c.limits.max_request_line > c.limits.max_header_bytes && !mark_of("limits.max_request_line").is_null())
+      error_at("limits.max_request_line",
+               format_size(c.limits.max_request_line) + " must not exceed limits.max_header_bytes (" +
+                   format_size(c.limits.max_header_bytes) + "), which bounds the whole request head");
+
+    if (!is_loopback(c.admin.address))
+      error_at("admin.address", "admin listener must be on loopback (mTLS admin is not supported yet)");
+
+    // Every socket the gateway binds, so two of them cannot fight over one port.
+    std::vector<std::pair<const Endpoint*, std::string>> binds;
+    binds.emplace_back(&c.admin.address, "admin.address");
+    for (std::size_t i = 0; i < c.listeners.size(); ++i) {
+      const auto& l = c.listeners[i];
+      const std::string lp = index("listeners", i);
+      if (!mark_of(lp + ".address").is_null()) binds.emplace_back(&l.address, lp + ".address");
+      if (l.redirect_from) binds.emplace_back(&*l.redirect_from, lp + ".redirect_from");
+
+      const auto& t = l.tls;
+      if (t.client_auth != ClientAuth::off && t.client_ca_file.empty())
+        error_at(lp + ".tls.client_ca",
+                 std::string("required when ") + lp + ".tls.client_auth is " +
+                     (t.client_auth == ClientAuth::optional ? "optional" : "required"),
+                 lp + ".tls.client_auth");
+      if (t.client_auth == ClientAuth::off && !t.client_ca_file.empty())
+        warning_at(lp + ".tls.client_ca", "ignored because " + lp + ".tls.client_auth is off");
+
+      std::map<std::string, std::string> names;
+      for (std::size_t j = 0; j < t.certificates.size(); ++j) {
+        for (std::size_t k = 0; k < t.certificates[j].server_names.size(); ++k) {
+          const std::string np = index(index(lp + ".tls.certificates", j) + ".server_names", k);
+          auto [it, fresh] = names.emplace(t.certificates[j].server_names[k], np);
+          if (!fresh)
+            error_at(np, "server name " + quote(it->first) + " is already served by " + where(it->second));
+        }
+      }
+    }
+    for (std::size_t i = 1; i < binds.size(); ++i) {
+      for (std::size_t j = 0; j < i; ++j) {
+        if (endpoints_clash(*binds[i].first, *binds[j].first)) {
+          error_at(binds[i].second, binds[i].first->to_string() + " conflicts with " + where(binds[j].second) + " (" +
+                                        binds[j].first->to_string() + ")");
+          break;
+        }
+      }
+    }
+
+    std::set<std::string> used;
+    std::vector<std::string_view> upstream_names;
+    for (const auto& u : c.upstreams) upstream_names.push_back(u.name);
+    for (std::size_t i = 0; i < c.routes.size(); ++i) {
+      const auto& r = c.routes[i];
+      used.insert(r.upstream);
+      if (!r.upstream.empty() && c.find_upstream(r.upstream) == nullptr)
+        error_at(index("routes", i) + ".upstream", "no upstream named " + quote(r.upstream) + " in upstreams[]" +
+                                                       suggestion(r.upstream, upstream_names));
+    }
+
+    for (std::size_t i = 0; i < c.upstreams.size(); ++i) {
+      const auto& u = c.upstreams[i];
+      const std::string up = index("upstreams", i);
+      if (u.tls.enabled) {
+        if (!u.tls.cert_file.empty() && u.tls.key_file.empty())
+          error_at(up + ".tls.key", "required when " + up + ".tls.cert is set", up + ".tls.cert");
+        if (u.tls.cert_file.empty() && !u.tls.key_file.empty())
+          error_at(up + ".tls.cert", "required when " + up + ".tls.key is set", up + ".tls.key");
+        if (!u.tls.verify)
+          warning_at(up + ".tls.verify",
+                     "certificate verification of upstream " + quote(u.name) +
+                         " is disabled; anyone on the path can impersonate it");
+      }
+      if (u.max_idle > u.max_connections)
+        error_at(up + ".max_idle", std::to_string(u.max_idle) + " must not exceed " + up +
+                                       ".max_connections (" + std::to_string(u.max_connections) + ")");
+      if (!u.name.empty() && !used.contains(u.name))
+        warning_at(up + ".name", "upstream " + quote(u.name) + " is not used by any route");
+    }
+  }
+
+  std::string file_;
+  fs::path base_;
+  Diagnostics& diags_;
+  std::unordered_map<std::string, YAML::Mark> marks_;
+};
+
+fs::path absolute_dir(const std::string& dir) {
+  std::error_code ec;
+  fs::path p = fs::absolute(dir.empty() ? fs::path(".") : fs::path(dir), ec);
+  if (ec) p = fs::path(dir);
+  return p.lexically_normal();
+}
+
+}  // namespace
+
+std::shared_ptr<const Config> load_file(const std::string& path, Diagnostics& diags) {
+  try {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      const int err = errno;
+      diags.error(Diagnostic{path, 0, 0, "", std::string("cannot read the configuration file: ") + std::strerror(err)});
+      return nullptr;
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) {
+      diags.error(Diagnostic{path, 0, 0, "", "cannot read the configuration file: I/O error"});
+      return nullptr;
+    }
+    return Loader(path, absolute_dir(fs::path(path).parent_path().string()), diags).run(text.str());
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    diags.error(Diagnostic{path, 0, 0, "", std::string("internal error while loading: ") + e.what()});
+    return nullptr;
+  }
+}
+
+std::shared_ptr<const Config> load_string(std::string_view yaml, const std::string& source_name,
+                                          const std::string& base_dir, Diagnostics& diags) {
+  try {
+    return Loader(source_name, absolute_dir(base_dir), diags).run(yaml);
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    diags.error(Diagnostic{source_name, 0, 0, "", std::string("internal error while loading: ") + e.what()});
+    return nullptr;
+  }
+}
+
+}  // namespace gerbang::config
