@@ -1,1 +1,334 @@
-namespace gerbang::gateway {}
+#include "gateway/server.hpp"
+
+#include <sys/socket.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <thread>
+
+#include "gateway/access_log.hpp"
+#include "gateway/worker.hpp"
+
+namespace gerbang::gateway {
+
+namespace http = beast::http;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+tcp::endpoint to_endpoint(const config::Endpoint& ep, std::uint16_t port) {
+  if (ep.host == "*" || ep.host.empty()) {
+    return {net::ip::address_v6::any(), port};  // dual-stack where the kernel allows it
+  }
+  if (ep.host == "localhost") {
+    return {net::ip::address_v4::loopback(), port};
+  }
+  return {net::ip::make_address(ep.host), port};
+}
+
+bool open_acceptor(tcp::acceptor& a, const tcp::endpoint& ep, std::string& error) {
+  boost::system::error_code ec;
+  a.open(ep.protocol(), ec);
+  if (!ec) {
+    a.set_option(net::socket_base::reuse_address(true), ec);
+  }
+  if (!ec) {
+    const int one = 1;
+    if (::setsockopt(a.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+      ec.assign(errno, boost::system::system_category());
+    }
+  }
+  if (!ec && ep.address().is_v6() && ep.address().is_unspecified()) {
+    a.set_option(net::ip::v6_only(false), ec);
+  }
+  if (!ec) {
+    a.bind(ep, ec);
+  }
+  if (!ec) {
+    a.listen(4096, ec);
+  }
+  if (ec) {
+    error = ec.message();
+    return false;
+  }
+  return true;
+}
+
+struct AdminContext {
+  std::shared_ptr<const Generation> gen;
+  std::vector<std::unique_ptr<Worker>>* workers;
+  SharedState* shared;
+};
+
+net::awaitable<void> serve_admin(AdminContext ctx, tcp::socket socket) {
+  TcpStream stream(std::move(socket));
+  beast::flat_buffer buf(16 * 1024);
+  for (;;) {
+    http::request_parser<http::empty_body> p;
+    p.header_limit(8 * 1024);
+    stream.expires_after(std::chrono::seconds(10));
+    auto [ec, n] = co_await http::async_read(stream, buf, p, use_nothrow);
+    if (ec) {
+      co_return;
+    }
+    const auto& req = p.get();
+    const std::string_view target = req.target();
+    const bool ready = !ctx.shared->draining.load();
+    unsigned status = 200;
+    std::string content_type = "text/plain; charset=utf-8";
+    std::string body;
+    if (req.method() != http::verb::get && req.method() != http::verb::head) {
+      status = 405;
+      body = "method not allowed\n";
+    } else if (target == "/healthz") {
+      body = "ok\n";
+    } else if (target == "/readyz") {
+      status = ready ? 200 : 503;
+      body = ready ? "ready\n" : "draining\n";
+    } else if (target == "/metrics") {
+      std::vector<const WorkerStats*> stats;
+      for (auto& w : *ctx.workers) {
+        stats.push_back(&w->stats());
+      }
+      body = render_prometheus(ctx.gen->names, stats, ready);
+      content_type = "text/plain; version=0.0.4; charset=utf-8";
+    } else {
+      status = 404;
+      body = "not found\n";
+    }
+    const bool keep = req.keep_alive();
+    std::string out = fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{}\r\n",
+                                  status, http::obsolete_reason(static_cast<http::status>(status)), content_type,
+                                  body.size(), keep ? "" : "Connection: close\r\n");
+    if (req.method() != http::verb::head) {
+      out += body;
+    }
+    stream.expires_after(std::chrono::seconds(10));
+    auto [wec, wn] = co_await net::async_write(stream, net::buffer(out), use_nothrow);
+    if (wec || !keep) {
+      co_return;
+    }
+  }
+}
+
+net::awaitable<void> admin_accept_loop(AdminContext ctx, tcp::acceptor& acceptor) {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
+    if (ec) {
+      if (ec == net::error::operation_aborted) {
+        co_return;
+      }
+      continue;
+    }
+    net::co_spawn(acceptor.get_executor(), serve_admin(ctx, std::move(socket)), net::detached);
+  }
+}
+
+}  // namespace
+
+int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& options) {
+  const auto& cfg = *gen->config;
+  SharedState shared;
+  for (std::size_t i = 0; i < cfg.listeners.size(); ++i) {
+    shared.listener_connections.push_back(std::make_unique<std::atomic<std::uint32_t>>(0));
+  }
+  shared.listener_ports.resize(cfg.listeners.size());
+  if (cfg.log.access_log != "off") {
+    std::string err;
+    shared.access_log = make_access_logger(cfg.log.access_log, err);
+    if (!shared.access_log) {
+      spdlog::error("cannot open access log {}: {}", cfg.log.access_log, err);
+      return 1;
+    }
+  }
+
+  const std::size_t n_workers =
+      cfg.workers != 0 ? cfg.workers : std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (std::size_t i = 0; i < n_workers; ++i) {
+    workers.push_back(std::make_unique<Worker>(i, gen, shared));
+  }
+
+  std::string ready_text;
+  auto bind_all = [&](const config::Endpoint& where, std::size_t li, bool redirect) -> std::optional<std::uint16_t> {
+    std::uint16_t port = where.port;
+    for (auto& w : workers) {
+      tcp::acceptor a(w->io());
+      std::string err;
+      tcp::endpoint ep;
+      try {
+        ep = to_endpoint(where, port);
+      } catch (const std::exception& e) {
+        spdlog::error("listener {}: bad address {}: {}", cfg.listeners[li].name, where.to_string(), e.what());
+        return std::nullopt;
+      }
+      if (!open_acceptor(a, ep, err)) {
+        spdlog::error("listener {}: cannot listen on {}{}: {}", cfg.listeners[li].name, where.host.empty() ? "*" : where.host,
+                      ":" + std::to_string(port), err);
+        return std::nullopt;
+      }
+      port = a.local_endpoint().port();  // port 0: the first worker's choice binds the others
+      w->add_acceptor(std::move(a), li, redirect);
+    }
+    return port;
+  };
+  for (std::size_t li = 0; li < cfg.listeners.size(); ++li) {
+    const auto& l = cfg.listeners[li];
+    auto port = bind_all(l.address, li, false);
+    if (!port) {
+      return 1;
+    }
+    shared.listener_ports[li] = *port;
+    ready_text += fmt::format("listener {} {}\n", l.name, *port);
+    spdlog::info("listener {}: https on {}:{}", l.name, l.address.host, *port);
+    if (l.redirect_from) {
+      auto rport = bind_all(*l.redirect_from, li, true);
+      if (!rport) {
+        return 1;
+      }
+      ready_text += fmt::format("redirect {} {}\n", l.name, *rport);
+      spdlog::info("listener {}: http redirect on {}:{}", l.name, l.redirect_from->host, *rport);
+    }
+  }
+
+  net::io_context main_ioc{1};
+  tcp::acceptor admin(main_ioc);
+  {
+    std::string err;
+    tcp::endpoint ep;
+    try {
+      ep = to_endpoint(cfg.admin.address, cfg.admin.address.port);
+    } catch (const std::exception& e) {
+      spdlog::error("admin: bad address {}: {}", cfg.admin.address.to_string(), e.what());
+      return 1;
+    }
+    if (!open_acceptor(admin, ep, err)) {
+      spdlog::error("admin: cannot listen on {}: {}", cfg.admin.address.to_string(), err);
+      return 1;
+    }
+    ready_text += fmt::format("admin {}\n", admin.local_endpoint().port());
+    spdlog::info("admin listener on {}:{}", cfg.admin.address.host, admin.local_endpoint().port());
+  }
+  AdminContext actx{gen, &workers, &shared};
+  net::co_spawn(main_ioc, admin_accept_loop(actx, admin), net::detached);
+
+  for (auto& w : workers) {
+    w->start();
+  }
+  spdlog::info("gerbang started: {} worker(s), {} listener(s), {} route(s), {} upstream(s)", n_workers,
+               cfg.listeners.size(), cfg.routes.size(), cfg.upstreams.size());
+
+  if (!options.ready_file.empty()) {
+    const std::string tmp = options.ready_file + ".tmp";
+    {
+      std::ofstream f(tmp, std::ios::trunc);
+      f << ready_text << "ready\n";
+    }
+    if (std::rename(tmp.c_str(), options.ready_file.c_str()) != 0) {
+      spdlog::error("cannot write ready file {}", options.ready_file);
+    }
+  }
+
+  // Session ticket keys rotate on a timer; the previous key still decrypts for one more period.
+  net::steady_timer rotation(main_ioc);
+  std::function<void()> schedule_rotation;
+  auto period = config::Duration::max();
+  for (const auto& l : cfg.listeners) {
+    if (l.tls.session_tickets) {
+      period = std::min(period, l.tls.ticket_key_rotation);
+    }
+  }
+  schedule_rotation = [&] {
+    if (period == config::Duration::max()) {
+      return;
+    }
+    rotation.expires_after(period);
+    rotation.async_wait([&](boost::system::error_code ec) {
+      if (ec) {
+        return;
+      }
+      for (auto& t : gen->listener_tls) {
+        t->rotate_ticket_keys();
+      }
+      schedule_rotation();
+    });
+  };
+  schedule_rotation();
+
+  // Graceful shutdown.
+  net::signal_set signals(main_ioc, SIGTERM, SIGINT);
+  net::steady_timer drain_timer(main_ioc);
+  Clock::time_point drain_deadline;
+  bool forced = false;
+  std::function<void()> poll_drain = [&] {
+    std::size_t open = 0;
+    for (auto& w : workers) {
+      open += w->open_connections();
+    }
+    const auto now = Clock::now();
+    if (open == 0 || now >= drain_deadline + std::chrono::seconds(2)) {
+      if (open != 0) {
+        spdlog::warn("shutdown: {} connection(s) still open after the drain deadline", open);
+      }
+      boost::system::error_code ignored;
+      admin.close(ignored);
+      rotation.cancel();
+      main_ioc.stop();
+      return;
+    }
+    if (!forced && now >= drain_deadline) {
+      forced = true;
+      spdlog::warn("shutdown: drain deadline passed with {} connection(s) open; closing them", open);
+      for (auto& w : workers) {
+        w->force_close();
+      }
+    }
+    drain_timer.expires_after(std::chrono::milliseconds(20));
+    drain_timer.async_wait([&](boost::system::error_code ec) {
+      if (!ec) {
+        poll_drain();
+      }
+    });
+  };
+  signals.async_wait([&](boost::system::error_code ec, int signo) {
+    if (ec) {
+      return;
+    }
+    spdlog::info("received signal {}: draining (deadline {} ms)", signo, cfg.timeouts.drain.count());
+    shared.draining = true;
+    drain_deadline = Clock::now() + cfg.timeouts.drain;
+    for (auto& w : workers) {
+      w->begin_drain();
+    }
+    poll_drain();
+  });
+
+  main_ioc.run();
+  for (auto& w : workers) {
+    w->stop();
+  }
+  for (auto& w : workers) {
+    w->join();
+  }
+  workers.clear();
+  if (shared.access_log) {
+    shared.access_log->flush();
+  }
+  spdlog::info("gerbang stopped");
+  return 0;
+}
+
+}  // namespace gerbang::gateway

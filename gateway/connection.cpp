@@ -1,0 +1,833 @@
+// One downstream connection: detect TLS → handshake → request loop → shutdown, as one coroutine.
+//
+// Every wait has its own deadline (STYLE.md §8): handshake, request head (slowloris), keep-alive idle, body
+// progress and minimum rate, each write to the client, upstream connect, upstream response. Bodies stream
+// through one fixed relay buffer; the next read is not issued before the previous write completed, so a
+// slow reader on one side throttles the other instead of growing memory.
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/ssl.hpp>
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <optional>
+
+#include "gateway/access_log.hpp"
+#include "gateway/headers.hpp"
+#include "gateway/http_codec.hpp"
+#include "gateway/problem.hpp"
+#include "gateway/worker.hpp"
+
+namespace gerbang::gateway {
+
+namespace http = beast::http;
+using Clock = std::chrono::steady_clock;
+using policies::Reason;
+
+namespace {
+
+constexpr std::size_t kRelaySize = 16 * 1024;
+constexpr std::size_t kHeadReadChunk = 4096;
+constexpr auto kTlsShutdownTimeout = std::chrono::seconds(1);
+
+Reason reason_for(HeadError e) {
+  switch (e) {
+    case HeadError::none: return Reason::none;
+    case HeadError::bad_request_line: return Reason::http_bad_request_line;
+    case HeadError::bad_version: return Reason::http_bad_version;
+    case HeadError::uri_too_long: return Reason::http_uri_too_long;
+    case HeadError::header_too_large: return Reason::http_header_too_large;
+    case HeadError::too_many_headers: return Reason::http_too_many_headers;
+    case HeadError::bad_header: return Reason::http_bad_header;
+    case HeadError::obs_fold: return Reason::http_obs_fold;
+    case HeadError::bare_cr_or_lf: return Reason::http_bare_cr_or_lf;
+    case HeadError::nul_in_head: return Reason::http_nul_in_head;
+    case HeadError::bad_content_length: return Reason::http_bad_content_length;
+    case HeadError::duplicate_content_length: return Reason::http_duplicate_content_length;
+    case HeadError::content_length_with_te: return Reason::http_content_length_with_te;
+    case HeadError::bad_transfer_encoding: return Reason::http_bad_transfer_encoding;
+    case HeadError::missing_host: return Reason::http_missing_host;
+    case HeadError::bad_status_line: return Reason::upstream_bad_response;
+  }
+  return Reason::http_bad_request_line;
+}
+
+bool idempotent(std::string_view m) {
+  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
+}
+
+std::string_view buffer_view(const beast::flat_buffer& b) {
+  return {static_cast<const char*>(b.data().data()), b.size()};
+}
+
+UpstreamError upstream_error_for(Reason r) {
+  switch (r) {
+    case Reason::upstream_connect_failed: return UpstreamError::connect_failed;
+    case Reason::upstream_timeout: return UpstreamError::timeout;
+    case Reason::upstream_bad_response: return UpstreamError::bad_response;
+    case Reason::upstream_overloaded: return UpstreamError::overloaded;
+    default: return UpstreamError::reset;
+  }
+}
+
+// Writes `data` with the given framing (chunked: size line + data + CRLF). `n == 0` is a no-op.
+template <class Stream>
+net::awaitable<boost::system::error_code> write_body_piece(Stream& s, bool chunked, const char* data, std::size_t n) {
+  if (n == 0) {
+    co_return boost::system::error_code{};
+  }
+  if (!chunked) {
+    auto [ec, w] = co_await net::async_write(s, net::buffer(data, n), use_nothrow);
+    co_return ec;
+  }
+  char size_line[24];
+  auto end = fmt::format_to(size_line, "{:x}\r\n", n);
+  std::array<net::const_buffer, 3> bufs{net::buffer(size_line, static_cast<std::size_t>(end - size_line)),
+                                        net::buffer(data, n), net::buffer("\r\n", 2)};
+  auto [ec, w] = co_await net::async_write(s, bufs, use_nothrow);
+  co_return ec;
+}
+
+// What one request's exchange with the upstream left behind.
+struct UpstreamOutcome {
+  Reason reason = Reason::none;  // != none: the exchange failed
+  bool response_started = false; // bytes of the response already reached the client
+  bool retryable = false;        // nothing of this request reached an upstream in a way that matters
+  bool target_failed = false;    // counts against the target's health
+  bool client_failed = false;    // the downstream side failed (timeout, bad chunk, reset)
+  bool close_client = false;     // the client connection cannot continue
+};
+
+class ClientConnection {
+ public:
+  ClientConnection(Worker& worker, tcp::socket socket, std::size_t listener)
+      : w_(worker),
+        gen_(worker.generation()),
+        cfg_(*gen_->config),
+        li_(listener),
+        listener_(cfg_.listeners[listener]),
+        stream_(TcpStream(std::move(socket)), gen_->listener_tls[listener]->context()),
+        buf_(cfg_.limits.max_header_bytes + kRelaySize) {}
+
+  net::awaitable<void> run();
+
+ private:
+  net::awaitable<bool> handshake();
+  net::awaitable<bool> serve_one(bool first);
+  net::awaitable<void> reply_local(Reason reason, bool close, std::string_view extra_headers = {});
+  net::awaitable<void> shutdown_tls();
+  net::awaitable<UpstreamOutcome> proxy(std::size_t route_index, bool& client_keep_alive);
+  template <class UStream>
+  net::awaitable<UpstreamOutcome> exchange(UStream& us, UpstreamConn& conn, UpstreamPool& pool,
+                                           bool& client_keep_alive, bool& upstream_reusable);
+  net::awaitable<bool> write_client(std::string_view bytes);
+  void finish_request();
+  Clock::time_point body_deadline() const;
+
+  TcpStream& tcp() { return stream_.next_layer(); }
+
+  Worker& w_;
+  std::shared_ptr<const Generation> gen_;
+  const config::Config& cfg_;
+  std::size_t li_;
+  const config::ListenerConfig& listener_;
+  TlsStream stream_;
+  beast::flat_buffer buf_;
+  std::list<Worker::ConnEntry>::iterator reg_;
+  TlsInfo tls_;
+  std::string peer_ip_;
+  bool peer_trusted_ = false;
+  std::string out_;  // scratch for heads and local replies (capacity reused)
+  std::unique_ptr<char[]> relay_;
+
+  // Per-request state.
+  std::optional<http::request_parser<http::buffer_body>> parser_;
+  std::string upstream_head_;
+  AccessRecord rec_;
+  Clock::time_point start_;
+  Clock::time_point body_start_;
+  std::uint64_t body_received_ = 0;
+  bool expect_continue_ = false;
+  bool continue_sent_ = false;
+  bool has_body_ = false;
+  bool body_consumed_ = false;  // any body byte was read from the client
+  bool head_request_ = false;
+  bool http10_ = false;
+  std::string method_;
+};
+
+net::awaitable<bool> ClientConnection::handshake() {
+  auto& ls = w_.mutable_stats().listeners[li_];
+  // TLS detection without losing bytes: the first read lands in buf_, and the buffered handshake uses it.
+  tcp().expires_after(cfg_.timeouts.handshake);
+  auto [ec, n] = co_await tcp().async_read_some(buf_.prepare(kHeadReadChunk), use_nothrow);
+  if (ec) {
+    if (ec == beast::error::timeout) {
+      ls.tls_failures[static_cast<std::size_t>(TlsFailure::handshake_timeout)].inc();
+    }
+    co_return false;
+  }
+  buf_.commit(n);
+  if (static_cast<unsigned char>(*static_cast<const char*>(buf_.data().data())) != 0x16) {
+    // Plain HTTP (or garbage) on a TLS port: no TLS alert or HTTP reply can be understood; count and close.
+    ls.tls_failures[static_cast<std::size_t>(TlsFailure::plaintext_on_tls_port)].inc();
+    spdlog::debug("listener {}: plaintext from {} on a TLS port", listener_.name, peer_ip_);
+    co_return false;
+  }
+  tcp().expires_after(cfg_.timeouts.handshake);
+  auto [hec, used] = co_await stream_.async_handshake(ssl::stream_base::server, buf_.data(), use_nothrow);
+  if (hec) {
+    auto kind = hec == beast::error::timeout ? TlsFailure::handshake_timeout : TlsFailure::handshake_error;
+    ls.tls_failures[static_cast<std::size_t>(kind)].inc();
+    spdlog::debug("listener {}: TLS handshake with {} failed: {}", listener_.name, peer_ip_, hec.message());
+    co_return false;
+  }
+  buf_.consume(used);
+  ls.tls_handshakes.inc();
+  tls_ = describe_tls(stream_.native_handle());
+  if (tls_.resumed) {
+    ls.tls_resumed.inc();
+  }
+  co_return true;
+}
+
+net::awaitable<void> ClientConnection::run() {
+  boost::system::error_code ec;
+  auto remote = tcp().socket().remote_endpoint(ec);
+  if (ec) {
+    co_return;
+  }
+  peer_ip_ = remote.address().to_string();
+  peer_trusted_ = gen_->trusted_proxy(remote.address());
+  tcp().socket().set_option(tcp::no_delay(true), ec);
+  reg_ = w_.register_connection(&tcp());
+  struct Unregister {
+    Worker& w;
+    std::list<Worker::ConnEntry>::iterator it;
+    ~Unregister() { w.unregister_connection(it); }
+  } unregister{w_, reg_};
+
+  if (!(co_await handshake())) {
+    co_return;
+  }
+  bool first = true;
+  while (co_await serve_one(first)) {
+    first = false;
+  }
+}
+
+Clock::time_point ClientConnection::body_deadline() const {
+  const auto now = Clock::now();
+  auto deadline = now + cfg_.timeouts.body_idle;
+  if (cfg_.timeouts.body_min_rate > 0) {
+    // A client that keeps trickling must still average body_min_rate after a grace of body_idle.
+    const auto earned = std::chrono::microseconds(body_received_ * 1000000 / cfg_.timeouts.body_min_rate);
+    deadline = std::min(deadline, body_start_ + cfg_.timeouts.body_idle + earned);
+  }
+  return deadline;
+}
+
+net::awaitable<bool> ClientConnection::write_client(std::string_view bytes) {
+  tcp().expires_after(cfg_.timeouts.send);
+  auto [ec, n] = co_await net::async_write(stream_, net::buffer(bytes.data(), bytes.size()), use_nothrow);
+  rec_.bytes_out += n;
+  co_return !ec;
+}
+
+net::awaitable<void> ClientConnection::shutdown_tls() {
+  tcp().expires_after(kTlsShutdownTimeout);
+  co_await stream_.async_shutdown(use_nothrow);
+  boost::system::error_code ignored;
+  tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
+  tcp().close();
+}
+
+net::awaitable<void> ClientConnection::reply_local(Reason reason, bool close, std::string_view extra_headers) {
+  out_.clear();
+  render_problem(out_, reason, rec_.request_id,
+                 LocalReplyOptions{close, head_request_, listener_.hsts, extra_headers});
+  rec_.status = policies::info(reason).status;
+  rec_.reason = reason;
+  w_.mutable_stats().rejections[static_cast<std::size_t>(reason)].inc();
+  co_await write_client(out_);
+}
+
+void ClientConnection::finish_request() {
+  const auto now = Clock::now();
+  rec_.duration_us = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(now - start_).count());
+  auto& stats = w_.mutable_stats();
+  auto& rs = stats.routes[rec_.route < cfg_.routes.size() ? rec_.route : cfg_.routes.size()];
+  if (rec_.status >= 100 && rec_.status < 600) {
+    rs.by_status[rec_.status - 100].inc();
+  }
+  rs.latency.observe_us(rec_.duration_us);
+  if (auto& log = w_.shared().access_log) {
+    write_access_record(*log, rec_);
+  }
+}
+
+net::awaitable<bool> ClientConnection::serve_one(bool first) {
+  // ---- 1. Read the head: keep-alive idle deadline until the first byte, then the head deadline. ----
+  reg_->idle = true;
+  if (w_.draining()) {
+    co_await shutdown_tls();
+    co_return false;
+  }
+  if (buf_.size() == 0 && buf_.capacity() > 2 * kHeadReadChunk) {
+    buf_.shrink_to_fit();  // idle connections keep no large buffers (10k idle connections must stay cheap)
+  }
+  std::optional<Clock::time_point> head_started;
+  if (first || buf_.size() > 0) {
+    head_started = Clock::now();
+  }
+  const HeadLimits limits{cfg_.limits.max_request_line, cfg_.limits.max_header_bytes, cfg_.limits.max_headers};
+  HeadScan scan;
+  for (;;) {
+    if (buf_.size() > 0) {
+      if (!head_started) {
+        head_started = Clock::now();
+      }
+      scan = scan_request_head(buffer_view(buf_), limits);
+      if (scan.state != HeadScan::State::incomplete) {
+        break;
+      }
+    }
+    if (head_started) {
+      tcp().expires_at(*head_started + cfg_.timeouts.request_head);
+    } else {
+      tcp().expires_after(cfg_.timeouts.keepalive_idle);
+    }
+    const std::size_t room = buf_.max_size() - buf_.size();
+    auto [ec, n] = co_await stream_.async_read_some(buf_.prepare(std::min(room, kHeadReadChunk)), use_nothrow);
+    if (ec) {
+      if (ec == beast::error::timeout && buf_.size() > 0 && !w_.draining()) {
+        // A partial head that never completes (slowloris): answer 408 and close.
+        reg_->idle = false;
+        start_ = Clock::now();
+        rec_ = AccessRecord{};
+        rec_.request_id = w_.new_request_id();
+        rec_.listener = listener_.name;
+        rec_.client = peer_ip_;
+        co_await reply_local(Reason::http_request_timeout, true);
+        finish_request();
+      }
+      // EOF, reset, idle timeout, or drain: close quietly (no request was in flight).
+      if (ec != net::error::operation_aborted && ec != beast::error::timeout) {
+        co_return false;
+      }
+      boost::system::error_code ignored;
+      tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
+      co_return false;
+    }
+    buf_.commit(n);
+  }
+
+  // ---- 2. The request exists from here on: it gets an id, a record and a reply. ----
+  reg_->idle = false;
+  start_ = Clock::now();
+  rec_ = AccessRecord{};
+  rec_.listener = listener_.name;
+  rec_.client = peer_ip_;
+  rec_.tls_version = tls_.version;
+  rec_.tls_cipher = tls_.cipher;
+  rec_.sni = tls_.sni;
+  if (tls_.peer) {
+    rec_.client_cert_sha256 = tls_.peer->fingerprint_sha256;
+  }
+  expect_continue_ = continue_sent_ = has_body_ = body_consumed_ = false;
+  body_received_ = 0;
+  head_request_ = false;
+  if (peer_trusted_ && scan.state == HeadScan::State::complete) {
+    for (const auto& f : scan.fields) {
+      if (iequals(f.name, "x-request-id") && valid_request_id(f.value)) {
+        rec_.request_id.assign(f.value);
+      }
+    }
+  }
+  if (rec_.request_id.empty()) {
+    rec_.request_id = w_.new_request_id();
+  }
+  if (scan.state == HeadScan::State::error) {
+    // Framing errors close the connection: after a bad head nothing on it can be trusted.
+    co_await reply_local(reason_for(scan.error), true);
+    finish_request();
+    co_await shutdown_tls();
+    co_return false;
+  }
+  method_.assign(scan.method);
+  head_request_ = method_ == "HEAD";
+  http10_ = scan.version == 10;
+  rec_.method = method_;
+
+  // Absolute-form targets (RFC 9112 §3.2.2) carry the authority; route and forward on origin-form.
+  std::string_view target = scan.target;
+  std::string_view host;
+  for (const auto& f : scan.fields) {
+    if (iequals(f.name, "host")) {
+      host = f.value;
+    }
+  }
+  if (target.starts_with("http://") || target.starts_with("https://")) {
+    auto rest = target.substr(target.find("//") + 2);
+    auto slash = rest.find_first_of("/?");
+    host = rest.substr(0, slash);
+    target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+  }
+  rec_.host.assign(host);
+  rec_.path.assign(target.substr(0, target.find('?')));
+
+  if (has_unsafe_path_segments(target)) {
+    co_await reply_local(Reason::http_bad_path, true);
+    finish_request();
+    co_await shutdown_tls();
+    co_return false;
+  }
+
+  // ---- 3. Parse the validated head with Beast (owns the fields; decodes the body later). ----
+  auto& p = parser_.emplace();
+  p.eager(false);
+  p.header_limit(static_cast<std::uint32_t>(cfg_.limits.max_header_bytes + 1));
+  p.body_limit(boost::none);  // enforced per route below
+  beast::error_code pec;
+  const std::size_t used = p.put(net::buffer(buf_.data().data(), scan.head_bytes), pec);
+  if (pec || !p.is_header_done() || used != scan.head_bytes) {
+    spdlog::debug("request {}: Beast rejected a head the codec accepted: {}", rec_.request_id, pec.message());
+    co_await reply_local(Reason::http_bad_request_line, true);
+    finish_request();
+    co_await shutdown_tls();
+    co_return false;
+  }
+  buf_.consume(used);
+  // Views into buf_ (scan, target, host) are invalid from here on.
+  const std::string target_copy(target);
+  const std::string host_copy(host);
+  bool client_keep_alive = p.keep_alive() && !w_.draining();
+
+  // ---- 4. Route. ----
+  auto match = gen_->router->match(host_copy, target_copy, method_);
+  if (match.kind == RouteMatchResult::Kind::not_found) {
+    const bool close = scan.framing != BodyFraming::none;  // an unread body would be taken for the next request
+    co_await reply_local(Reason::route_not_found, close || !client_keep_alive);
+    finish_request();
+    if (close || !client_keep_alive) {
+      co_await shutdown_tls();
+      co_return false;
+    }
+    co_return true;
+  }
+  if (match.kind == RouteMatchResult::Kind::method_not_allowed) {
+    const std::string allow = "Allow: " + match.allow + "\r\n";
+    const bool close = scan.framing != BodyFraming::none || !client_keep_alive;
+    co_await reply_local(Reason::route_method_not_allowed, close, allow);
+    finish_request();
+    if (close) {
+      co_await shutdown_tls();
+      co_return false;
+    }
+    co_return true;
+  }
+  const auto& route = cfg_.routes[match.route];
+  rec_.route = match.route;
+  rec_.route_name = route.name;
+
+  // ---- 5. Limits and Expect. ----
+  has_body_ = scan.framing == BodyFraming::chunked ||
+              (scan.framing == BodyFraming::content_length && scan.content_length > 0);
+  if (scan.framing == BodyFraming::content_length && scan.content_length > route.max_body_bytes) {
+    co_await reply_local(Reason::limits_body_too_large, true);
+    finish_request();
+    co_await shutdown_tls();
+    co_return false;
+  }
+  if (auto it = p.get().find(http::field::expect); it != p.get().end()) {
+    if (!iequals(it->value(), "100-continue") || http10_) {
+      co_await reply_local(Reason::http_expectation_failed, true);
+      finish_request();
+      co_await shutdown_tls();
+      co_return false;
+    }
+    expect_continue_ = has_body_;
+  }
+  if (scan.framing == BodyFraming::chunked) {
+    p.body_limit(route.max_body_bytes);
+  }
+
+  // ---- 6. The sanitised head for the upstream. ----
+  upstream_head_.clear();
+  const std::string forward_target =
+      route.strip_prefix ? strip_route_prefix(target_copy, route.match.path_prefix) : target_copy;
+  build_upstream_request_head(upstream_head_, method_, forward_target, p.get(),
+                              ForwardInfo{peer_ip_, peer_trusted_, host_copy, "https", rec_.request_id},
+                              has_body_ ? scan.framing : BodyFraming::none, scan.content_length);
+
+  // ---- 7. Proxy. ----
+  auto outcome = co_await proxy(match.route, client_keep_alive);
+  if (outcome.reason != Reason::none) {
+    rec_.reason = outcome.reason;
+    if (!outcome.response_started) {
+      co_await reply_local(outcome.reason, true);
+    }
+    finish_request();
+    if (outcome.response_started) {
+      // Mid-response failure: the client must not mistake a truncated body for a complete one, so the
+      // connection ends without a TLS close_notify (and without a final chunk).
+      tcp().close();
+      co_return false;
+    }
+    co_await shutdown_tls();
+    co_return false;
+  }
+  finish_request();
+  if (!client_keep_alive || w_.draining()) {
+    co_await shutdown_tls();
+    co_return false;
+  }
+  co_return true;
+}
+
+net::awaitable<UpstreamOutcome> ClientConnection::proxy(std::size_t route_index, bool& client_keep_alive) {
+  const std::size_t ui = gen_->route_upstream[route_index];
+  auto& pool = w_.pool(ui);
+  const auto& ucfg = pool.config();
+  auto& ustats = pool.stats();
+  rec_.upstream = ucfg.name;
+  if (!relay_) {
+    relay_ = std::make_unique_for_overwrite<char[]>(kRelaySize);
+  }
+  std::uint64_t tried = 0;
+  bool stale_retry_used = false;
+  UpstreamOutcome last;
+  last.reason = Reason::upstream_connect_failed;
+  const unsigned max_attempts = 1 + ucfg.retries;
+  unsigned attempt = 0;
+  while (attempt < max_attempts) {
+    auto target = pool.pick(tried);
+    if (!target) {
+      break;
+    }
+    std::unique_ptr<UpstreamConn> conn = pool.take_idle(*target);
+    if (!conn) {
+      if (pool.at_capacity(*target)) {
+        tried |= (*target < 64 ? (1ull << *target) : 0);
+        last = UpstreamOutcome{Reason::upstream_overloaded};
+        ++attempt;
+        continue;
+      }
+      const auto t0 = Clock::now();
+      auto [fresh, cerr] = co_await pool.connect(*target);
+      rec_.upstream_connect_us += static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
+      if (!fresh) {
+        ++attempt;
+        ++rec_.attempts;
+        const Reason r = cerr == ConnectError::timeout ? Reason::upstream_timeout : Reason::upstream_connect_failed;
+        ustats.errors[static_cast<std::size_t>(upstream_error_for(r))].inc();
+        pool.report_failure(*target);
+        tried |= (*target < 64 ? (1ull << *target) : 0);
+        last = UpstreamOutcome{r};
+        // Nothing of the request was sent: another target is always safe.
+        if (attempt < max_attempts) {
+          ustats.retries.inc();
+        }
+        continue;
+      }
+      conn = std::move(fresh);
+    }
+    const auto& ep = gen_->upstream_endpoints[ui][*target];
+    rec_.upstream_target = ep.address().to_string() + ":" + std::to_string(ep.port());
+    ++rec_.attempts;
+    ustats.requests.inc();
+
+    // 100-continue: the client sends its body only once we know an upstream is there to take it.
+    if (expect_continue_ && !continue_sent_) {
+      continue_sent_ = true;
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      if (!(co_await write_client(kContinue))) {
+        pool.release(std::move(conn), false);
+        co_return UpstreamOutcome{Reason::upstream_reset, false, false, false, true, true};
+      }
+    }
+
+    bool upstream_reusable = false;
+    UpstreamOutcome out;
+    if (conn->tls) {
+      out = co_await exchange(*conn->tls, *conn, pool, client_keep_alive, upstream_reusable);
+    } else {
+      out = co_await exchange(*conn->tcp, *conn, pool, client_keep_alive, upstream_reusable);
+    }
+    const bool was_reused = conn->reused;
+    const std::size_t t = conn->target;
+    pool.release(std::move(conn), upstream_reusable && out.reason == Reason::none);
+    if (out.reason == Reason::none) {
+      pool.report_success(t);
+      co_return out;
+    }
+    if (out.target_failed) {
+      ustats.errors[static_cast<std::size_t>(upstream_error_for(out.reason))].inc();
+    }
+    // A reused keep-alive connection the upstream had already closed: retry once on a fresh connection,
+    // only when that is safe (idempotent method, no body byte consumed, no response byte received).
+    if (out.retryable && was_reused && !stale_retry_used && idempotent(method_) && !body_consumed_) {
+      stale_retry_used = true;
+      ustats.retries.inc();
+      continue;
+    }
+    if (out.target_failed) {
+      pool.report_failure(t);
+    }
+    co_return out;
+  }
+  co_return last;
+}
+
+template <class UStream>
+net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, UpstreamConn& conn, UpstreamPool& pool,
+                                                           bool& client_keep_alive, bool& upstream_reusable) {
+  const auto& ucfg = pool.config();
+  auto& up_tcp = conn.lowest();
+  auto& p = *parser_;
+  const auto t0 = Clock::now();
+
+  // ---- Request head, then the body (re-framed from what we parsed). ----
+  up_tcp.expires_after(cfg_.timeouts.send);
+  if (!has_body_) {
+    auto [ec, n] = co_await net::async_write(us, net::buffer(upstream_head_), use_nothrow);
+    if (ec) {
+      co_return UpstreamOutcome{Reason::upstream_reset, false, true, true};
+    }
+  } else {
+    auto [ec, n] = co_await net::async_write(us, net::buffer(upstream_head_), use_nothrow);
+    if (ec) {
+      co_return UpstreamOutcome{Reason::upstream_reset, false, true, true};
+    }
+    const bool chunked = p.chunked();
+    body_start_ = Clock::now();
+    while (!p.is_done()) {
+      p.get().body().data = relay_.get();
+      p.get().body().size = kRelaySize;
+      tcp().expires_at(body_deadline());
+      auto [rec, rn] = co_await http::async_read_some(stream_, buf_, p, use_nothrow);
+      if (rec == http::error::need_buffer) {
+        rec = {};
+      }
+      const std::size_t got = kRelaySize - p.get().body().size;
+      body_received_ += got;
+      rec_.bytes_in += got;
+      if (got > 0) {
+        body_consumed_ = true;
+      }
+      if (rec) {
+        UpstreamOutcome o;
+        o.client_failed = true;
+        o.close_client = true;
+        if (rec == http::error::body_limit) {
+          o.reason = Reason::limits_body_too_large;
+        } else if (rec == beast::error::timeout) {
+          o.reason = Reason::http_body_timeout;
+        } else if (rec == http::error::partial_message || rec == net::error::eof || rec == net::ssl::error::stream_truncated) {
+          o.reason = Reason::upstream_reset;  // the client went away mid-body; nobody to answer
+          o.response_started = true;          // nothing more can be written to this client
+        } else {
+          o.reason = Reason::http_bad_chunk;
+        }
+        co_return o;
+      }
+      up_tcp.expires_after(cfg_.timeouts.send);
+      auto wec = co_await write_body_piece(us, chunked, relay_.get(), got);
+      if (wec) {
+        co_return UpstreamOutcome{Reason::upstream_reset, false, false, true, false, true};
+      }
+    }
+    if (chunked) {
+      up_tcp.expires_after(cfg_.timeouts.send);
+      auto [ec2, n2] = co_await net::async_write(us, net::buffer("0\r\n\r\n", 5), use_nothrow);
+      if (ec2) {
+        co_return UpstreamOutcome{Reason::upstream_reset, false, false, true, false, true};
+      }
+    }
+  }
+
+  // ---- Response head: our strict scan first, 1xx skipped. ----
+  const HeadLimits rlimits{cfg_.limits.max_response_header_bytes, cfg_.limits.max_response_header_bytes,
+                           cfg_.limits.max_headers * 2};
+  HeadScan rs;
+  up_tcp.expires_after(ucfg.response_timeout);
+  for (;;) {
+    if (conn.buffer.size() > 0) {
+      rs = scan_response_head(buffer_view(conn.buffer), rlimits);
+      if (rs.state == HeadScan::State::error) {
+        spdlog::debug("request {}: malformed upstream response: {}", rec_.request_id, to_string(rs.error));
+        co_return UpstreamOutcome{Reason::upstream_bad_response, false, false, true};
+      }
+      if (rs.state == HeadScan::State::complete) {
+        if (rs.status >= 100 && rs.status < 200 && rs.status != 101) {
+          conn.buffer.consume(rs.head_bytes);  // interim response (100 Continue, 103 Early Hints): skip
+          continue;
+        }
+        if (rs.status == 101) {
+          co_return UpstreamOutcome{Reason::upstream_bad_response, false, false, true};  // no upgrades
+        }
+        break;
+      }
+    }
+    if (conn.buffer.size() >= cfg_.limits.max_response_header_bytes + kHeadReadChunk) {
+      co_return UpstreamOutcome{Reason::upstream_bad_response, false, false, true};
+    }
+    auto [ec, n] = co_await us.async_read_some(conn.buffer.prepare(kHeadReadChunk), use_nothrow);
+    if (ec) {
+      const bool nothing = conn.buffer.size() == 0;
+      if (ec == beast::error::timeout) {
+        co_return UpstreamOutcome{Reason::upstream_timeout, false, false, true};
+      }
+      // EOF/reset before any response byte on a reused connection is the keep-alive race: retryable.
+      co_return UpstreamOutcome{Reason::upstream_reset, false, nothing && conn.reused, !(nothing && conn.reused)};
+    }
+    conn.buffer.commit(n);
+  }
+  rec_.upstream_us = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
+
+  http::response_parser<http::buffer_body> rp;
+  rp.eager(false);
+  rp.header_limit(static_cast<std::uint32_t>(cfg_.limits.max_response_header_bytes + 1));
+  rp.body_limit(boost::none);
+  if (head_request_) {
+    rp.skip(true);
+  }
+  beast::error_code pec;
+  const std::size_t used = rp.put(net::buffer(conn.buffer.data().data(), rs.head_bytes), pec);
+  if (pec || !rp.is_header_done()) {
+    co_return UpstreamOutcome{Reason::upstream_bad_response, false, false, true};
+  }
+  conn.buffer.consume(used);
+
+  // ---- Response head to the client, framing re-derived. ----
+  const unsigned status = rp.get().result_int();
+  const bool no_body = head_request_ || status == 204 || status == 304;
+  ResponseHeadInfo ri;
+  ri.status = status;
+  ri.reason = rp.get().reason();
+  if (ri.reason.empty()) {
+    ri.reason = http::obsolete_reason(static_cast<http::status>(status));
+  }
+  ri.request_id = rec_.request_id;
+  ri.hsts = listener_.hsts;
+  bool upstream_close_delimited = false;
+  if (no_body) {
+    ri.framing = BodyFraming::none;
+    ri.keep_upstream_content_length = status != 204;
+  } else if (rs.framing == BodyFraming::content_length) {
+    ri.framing = BodyFraming::content_length;
+    ri.content_length = rs.content_length;
+  } else {
+    upstream_close_delimited = rs.framing == BodyFraming::until_close;
+    if (http10_) {
+      ri.framing = BodyFraming::until_close;
+      client_keep_alive = false;
+    } else {
+      ri.framing = BodyFraming::chunked;
+    }
+  }
+  if (w_.draining()) {
+    client_keep_alive = false;
+  }
+  ri.close = !client_keep_alive;
+  rec_.status = status;
+  out_.clear();
+  build_client_response_head(out_, rp.get(), ri);
+
+  // ---- Body relay. The head goes out with the first body piece when that is already here. ----
+  const bool client_chunked = ri.framing == BodyFraming::chunked;
+  bool head_sent = false;
+  auto send_head = [&]() -> net::awaitable<bool> {
+    head_sent = true;
+    co_return co_await write_client(out_);
+  };
+  if (no_body || (ri.framing == BodyFraming::content_length && ri.content_length == 0)) {
+    if (!(co_await send_head())) {
+      co_return UpstreamOutcome{Reason::upstream_reset, true, false, false, true, true};
+    }
+    upstream_reusable = rp.keep_alive() && !upstream_close_delimited;
+    co_return UpstreamOutcome{};
+  }
+  for (;;) {
+    rp.get().body().data = relay_.get();
+    rp.get().body().size = kRelaySize;
+    up_tcp.expires_after(ucfg.response_timeout);
+    auto [ec, n] = co_await http::async_read_some(us, conn.buffer, rp, use_nothrow);
+    if (ec == http::error::need_buffer) {
+      ec = {};
+    }
+    const std::size_t got = kRelaySize - rp.get().body().size;
+    bool eof_done = false;
+    if (ec && upstream_close_delimited && (ec == http::error::end_of_stream || ec == net::error::eof)) {
+      eof_done = true;  // close-delimited body: EOF is its end
+      ec = {};
+    }
+    if (ec) {
+      // Mid-body failure (reset, timeout, bad chunk, short body): never present a truncated body as complete.
+      if (!head_sent) {
+        // Nothing reached the client yet: a clean 502/504 is still possible.
+        co_return UpstreamOutcome{ec == beast::error::timeout ? Reason::upstream_timeout : Reason::upstream_bad_response,
+                                  false, false, true};
+      }
+      co_return UpstreamOutcome{ec == beast::error::timeout ? Reason::upstream_timeout : Reason::upstream_reset,
+                                true, false, true, false, true};
+    }
+    if (!head_sent) {
+      // Coalesce head + first piece into one write (one TLS record for small responses).
+      if (got > 0 && client_chunked) {
+        fmt::format_to(std::back_inserter(out_), "{:x}\r\n", got);
+        out_.append(relay_.get(), got).append("\r\n");
+      } else {
+        out_.append(relay_.get(), got);
+      }
+      if ((rp.is_done() || eof_done) && client_chunked) {
+        out_.append("0\r\n\r\n");
+      }
+      if (!(co_await send_head())) {
+        co_return UpstreamOutcome{Reason::upstream_reset, true, false, false, true, true};
+      }
+    } else if (got > 0) {
+      tcp().expires_after(cfg_.timeouts.send);
+      auto wec = co_await write_body_piece(stream_, client_chunked, relay_.get(), got);
+      if (wec) {
+        co_return UpstreamOutcome{Reason::upstream_reset, true, false, false, true, true};
+      }
+      if ((rp.is_done() || eof_done) && client_chunked) {
+        if (!(co_await write_client("0\r\n\r\n"))) {
+          co_return UpstreamOutcome{Reason::upstream_reset, true, false, false, true, true};
+        }
+      }
+    } else if ((rp.is_done() || eof_done) && client_chunked) {
+      if (!(co_await write_client("0\r\n\r\n"))) {
+        co_return UpstreamOutcome{Reason::upstream_reset, true, false, false, true, true};
+      }
+    }
+    if (rp.is_done() || eof_done) {
+      break;
+    }
+  }
+  if (ri.framing == BodyFraming::until_close) {
+    client_keep_alive = false;
+  }
+  upstream_reusable = rp.keep_alive() && !upstream_close_delimited;
+  co_return UpstreamOutcome{};
+}
+
+}  // namespace
+
+net::awaitable<void> serve_connection(Worker& worker, tcp::socket socket, std::size_t listener) {
+  ClientConnection conn(worker, std::move(socket), listener);
+  co_await conn.run();
+}
+
+}  // namespace gerbang::gateway

@@ -1,0 +1,34 @@
+// One configuration generation: the validated Config plus everything built from it once (TLS contexts,
+// resolved upstream addresses, the route table, metric label names). Immutable and shared by all workers as
+// std::shared_ptr<const Generation>; a connection keeps the generation it started with.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gateway/config/config.hpp"
+#include "gateway/net.hpp"
+#include "gateway/router.hpp"
+#include "gateway/stats.hpp"
+#include "gateway/tls_context.hpp"
+
+namespace gerbang::gateway {
+
+struct Generation {
+  std::shared_ptr<const config::Config> config;
+  std::vector<std::unique_ptr<ServerTls>> listener_tls;    // per listener
+  std::vector<std::unique_ptr<UpstreamTls>> upstream_tls;  // per upstream; null = plain HTTP
+  std::vector<std::vector<tcp::endpoint>> upstream_endpoints;
+  std::vector<std::size_t> route_upstream;                 // route index → upstream index
+  std::unique_ptr<Router> router;
+  MetricNames names;
+
+  // Builds everything or returns null with every error appended (for --check-config and reload).
+  static std::shared_ptr<Generation> build(std::shared_ptr<const config::Config> config,
+                                           std::vector<std::string>& errors);
+
+  bool trusted_proxy(const net::ip::address& addr) const noexcept;
+};
+
+}  // namespace gerbang::gateway

@@ -1,0 +1,157 @@
+#include "gateway/stats.hpp"
+
+#include <fmt/format.h>
+
+namespace gerbang::gateway {
+
+void Histogram::observe_us(std::uint64_t us) noexcept {
+  const double s = static_cast<double>(us) / 1e6;
+  std::size_t i = 0;
+  while (i < kLatencyBuckets.size() && s > kLatencyBuckets[i]) {
+    ++i;
+  }
+  buckets[i].inc();
+  sum_us.inc(us);
+  count.inc();
+}
+
+WorkerStats::WorkerStats(std::size_t n_routes, std::size_t n_upstreams, std::size_t n_listeners)
+    : routes(n_routes + 1), upstreams(n_upstreams), listeners(n_listeners) {}
+
+namespace {
+
+constexpr std::array<std::string_view, kUpstreamErrorCount> kUpstreamErrorNames{
+    "connect_failed", "timeout", "bad_response", "reset", "overloaded"};
+constexpr std::array<std::string_view, kTlsFailureCount> kTlsFailureNames{
+    "plaintext_on_tls_port", "handshake_timeout", "handshake_error"};
+
+template <typename Get>
+std::uint64_t sum(const std::vector<const WorkerStats*>& ws, Get get) {
+  std::uint64_t total = 0;
+  for (const auto* w : ws) {
+    total += get(*w).get();
+  }
+  return total;
+}
+
+// Label values come from validated config names ([a-z0-9_-]), so no escaping is needed.
+void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+}  // namespace
+
+std::string render_prometheus(const MetricNames& names, const std::vector<const WorkerStats*>& ws, bool ready) {
+  std::string out;
+  out.reserve(16 * 1024);
+  auto route_name = [&](std::size_t i) -> std::string_view {
+    return i < names.routes.size() ? std::string_view(names.routes[i]) : std::string_view("_none");
+  };
+  const std::size_t n_routes = names.routes.size() + 1;
+
+  header(out, "gerbang_ready", "gauge", "1 while accepting traffic, 0 while draining");
+  fmt::format_to(std::back_inserter(out), "gerbang_ready {}\n", ready ? 1 : 0);
+
+  header(out, "gerbang_requests_total", "counter", "Requests answered, by route and status");
+  for (std::size_t r = 0; r < n_routes; ++r) {
+    for (std::size_t s = 0; s < 500; ++s) {
+      auto v = sum(ws, [&](const WorkerStats& w) -> const Counter& { return w.routes[r].by_status[s]; });
+      if (v != 0) {
+        fmt::format_to(std::back_inserter(out), "gerbang_requests_total{{route=\"{}\",status=\"{}\"}} {}\n",
+                       route_name(r), s + 100, v);
+      }
+    }
+  }
+
+  header(out, "gerbang_request_duration_seconds", "histogram", "Request duration from head to last byte");
+  for (std::size_t r = 0; r < n_routes; ++r) {
+    std::uint64_t cumulative = 0;
+    for (std::size_t b = 0; b <= kLatencyBuckets.size(); ++b) {
+      cumulative += sum(ws, [&](const WorkerStats& w) -> const Counter& { return w.routes[r].latency.buckets[b]; });
+      if (b < kLatencyBuckets.size()) {
+        fmt::format_to(std::back_inserter(out),
+                       "gerbang_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}\n", route_name(r),
+                       kLatencyBuckets[b], cumulative);
+      } else {
+        fmt::format_to(std::back_inserter(out),
+                       "gerbang_request_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {}\n", route_name(r),
+                       cumulative);
+      }
+    }
+    auto sum_us = sum(ws, [&](const WorkerStats& w) -> const Counter& { return w.routes[r].latency.sum_us; });
+    auto count = sum(ws, [&](const WorkerStats& w) -> const Counter& { return w.routes[r].latency.count; });
+    fmt::format_to(std::back_inserter(out), "gerbang_request_duration_seconds_sum{{route=\"{}\"}} {:.6f}\n",
+                   route_name(r), static_cast<double>(sum_us) / 1e6);
+    fmt::format_to(std::back_inserter(out), "gerbang_request_duration_seconds_count{{route=\"{}\"}} {}\n",
+                   route_name(r), count);
+  }
+
+  header(out, "gerbang_rejections_total", "counter", "Local replies by stable reason");
+  for (std::size_t i = 1; i < policies::kReasonCount; ++i) {
+    auto v = sum(ws, [&](const WorkerStats& w) -> const Counter& { return w.rejections[i]; });
+    fmt::format_to(std::back_inserter(out), "gerbang_rejections_total{{reason=\"{}\"}} {}\n",
+                   policies::to_string(static_cast<policies::Reason>(i)), v);
+  }
+
+  header(out, "gerbang_upstream_requests_total", "counter", "Attempts sent to an upstream");
+  for (std::size_t u = 0; u < names.upstreams.size(); ++u) {
+    fmt::format_to(std::back_inserter(out), "gerbang_upstream_requests_total{{upstream=\"{}\"}} {}\n",
+                   names.upstreams[u], sum(ws, [&](const WorkerStats& w) -> const Counter& { return w.upstreams[u].requests; }));
+  }
+  header(out, "gerbang_upstream_errors_total", "counter", "Upstream failures by kind");
+  for (std::size_t u = 0; u < names.upstreams.size(); ++u) {
+    for (std::size_t e = 0; e < kUpstreamErrorCount; ++e) {
+      fmt::format_to(std::back_inserter(out), "gerbang_upstream_errors_total{{upstream=\"{}\",kind=\"{}\"}} {}\n",
+                     names.upstreams[u], kUpstreamErrorNames[e],
+                     sum(ws, [&](const WorkerStats& w) -> const Counter& { return w.upstreams[u].errors[e]; }));
+    }
+  }
+  auto upstream_family = [&](std::string_view metric, std::string_view type, std::string_view help, auto member) {
+    header(out, metric, type, help);
+    for (std::size_t u = 0; u < names.upstreams.size(); ++u) {
+      fmt::format_to(std::back_inserter(out), "{}{{upstream=\"{}\"}} {}\n", metric, names.upstreams[u],
+                     sum(ws, [&](const WorkerStats& w) -> const Counter& { return w.upstreams[u].*member; }));
+    }
+  };
+  upstream_family("gerbang_upstream_retries_total", "counter", "Requests retried on another connection or target",
+                  &UpstreamStats::retries);
+  upstream_family("gerbang_upstream_ejections_total", "counter", "Targets ejected after consecutive failures",
+                  &UpstreamStats::ejections);
+  upstream_family("gerbang_upstream_connections_opened_total", "counter", "Upstream connections opened",
+                  &UpstreamStats::connections_opened);
+  upstream_family("gerbang_upstream_pool_idle", "gauge", "Idle pooled upstream connections", &UpstreamStats::pool_idle);
+  upstream_family("gerbang_upstream_pool_active", "gauge", "Upstream connections in use", &UpstreamStats::pool_active);
+
+  auto listener_family = [&](std::string_view metric, std::string_view type, std::string_view help, auto member) {
+    header(out, metric, type, help);
+    for (std::size_t l = 0; l < names.listeners.size(); ++l) {
+      fmt::format_to(std::back_inserter(out), "{}{{listener=\"{}\"}} {}\n", metric, names.listeners[l],
+                     sum(ws, [&](const WorkerStats& w) -> const Counter& { return w.listeners[l].*member; }));
+    }
+  };
+  listener_family("gerbang_connections_total", "counter", "Accepted downstream connections",
+                  &ListenerStats::connections_accepted);
+  listener_family("gerbang_connections_open", "gauge", "Open downstream connections", &ListenerStats::connections_open);
+  listener_family("gerbang_connections_rejected_total", "counter", "Connections refused over max_connections",
+                  &ListenerStats::connections_rejected);
+  listener_family("gerbang_tls_handshakes_total", "counter", "Completed TLS handshakes", &ListenerStats::tls_handshakes);
+  listener_family("gerbang_tls_resumed_total", "counter", "TLS handshakes that resumed a session",
+                  &ListenerStats::tls_resumed);
+  listener_family("gerbang_redirects_total", "counter", "Plain-HTTP requests redirected to HTTPS",
+                  &ListenerStats::redirects);
+  header(out, "gerbang_tls_handshake_failures_total", "counter", "Failed TLS handshakes by reason");
+  for (std::size_t l = 0; l < names.listeners.size(); ++l) {
+    for (std::size_t f = 0; f < kTlsFailureCount; ++f) {
+      fmt::format_to(std::back_inserter(out),
+                     "gerbang_tls_handshake_failures_total{{listener=\"{}\",reason=\"{}\"}} {}\n", names.listeners[l],
+                     kTlsFailureNames[f],
+                     sum(ws, [&](const WorkerStats& w) -> const Counter& { return w.listeners[l].tls_failures[f]; }));
+    }
+  }
+  header(out, "gerbang_bugs_total", "counter", "Unexpected exceptions caught at a connection boundary");
+  fmt::format_to(std::back_inserter(out), "gerbang_bugs_total {}\n",
+                 sum(ws, [](const WorkerStats& w) -> const Counter& { return w.bugs; }));
+  return out;
+}
+
+}  // namespace gerbang::gateway

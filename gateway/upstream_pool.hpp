@@ -1,0 +1,79 @@
+// Per-worker upstream connections: one UpstreamPool per upstream per worker (nothing shared between
+// threads). Keep-alive connections are kept per target (LIFO, bounded, expiring), targets are chosen round
+// robin, and a target that fails `max_failures` times in a row is ejected for `eject_for` (passive health).
+// When every target is ejected the pool still tries them (Envoy's panic mode) rather than failing everything.
+//
+// THREAD SAFETY: none; used only from its worker's thread.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "gateway/config/config.hpp"
+#include "gateway/net.hpp"
+#include "gateway/stats.hpp"
+
+namespace gerbang::gateway {
+
+class UpstreamTls;
+
+struct UpstreamConn {
+  std::unique_ptr<TcpStream> tcp;  // plain upstream
+  std::unique_ptr<TlsStream> tls;  // TLS upstream
+  beast::flat_buffer buffer;       // bytes read past the last response (must be empty to reuse)
+  std::chrono::steady_clock::time_point idle_since;
+  std::size_t target = 0;
+  bool reused = false;             // taken from the idle pool (may have been closed by the upstream meanwhile)
+
+  TcpStream& lowest() noexcept { return tls ? tls->next_layer() : *tcp; }
+};
+
+enum class ConnectError { none, connect_failed, timeout, tls_failed };
+
+class UpstreamPool {
+ public:
+  UpstreamPool(net::io_context& ioc, const config::UpstreamConfig& config, const UpstreamTls* tls,
+               std::vector<tcp::endpoint> endpoints, UpstreamStats& stats);
+  ~UpstreamPool();
+
+  // Next target in round-robin order that is not ejected and not in `exclude` (bit i = target i already tried).
+  std::optional<std::size_t> pick(std::uint64_t exclude);
+
+  // An idle connection to `target` that still looks alive, or null.
+  std::unique_ptr<UpstreamConn> take_idle(std::size_t target);
+  // A new connection (TCP, and the TLS handshake for TLS upstreams), under connect_timeout.
+  net::awaitable<std::pair<std::unique_ptr<UpstreamConn>, ConnectError>> connect(std::size_t target);
+  // Gives a connection back: kept idle if `reusable` and there is room, closed otherwise.
+  void release(std::unique_ptr<UpstreamConn> conn, bool reusable);
+  bool at_capacity(std::size_t target) const;
+
+  void report_success(std::size_t target);
+  void report_failure(std::size_t target);
+  void close_idle();  // shutdown
+
+  const config::UpstreamConfig& config() const noexcept { return config_; }
+  std::size_t target_count() const noexcept { return targets_.size(); }
+  UpstreamStats& stats() noexcept { return stats_; }
+
+ private:
+  struct Target {
+    tcp::endpoint endpoint;
+    std::string host;  // for SNI / verification
+    std::vector<std::unique_ptr<UpstreamConn>> idle;  // oldest first
+    std::uint32_t active = 0;
+    std::uint32_t consecutive_failures = 0;
+    std::chrono::steady_clock::time_point ejected_until{};
+  };
+  void drop_expired(Target& t, std::chrono::steady_clock::time_point now);
+
+  net::io_context& ioc_;
+  const config::UpstreamConfig& config_;
+  const UpstreamTls* tls_;
+  std::vector<Target> targets_;
+  std::size_t next_ = 0;
+  UpstreamStats& stats_;
+};
+
+}  // namespace gerbang::gateway

@@ -1,0 +1,160 @@
+#include "gateway/worker.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <sodium.h>
+#include <spdlog/spdlog.h>
+
+namespace gerbang::gateway {
+
+Worker::Worker(std::size_t id, std::shared_ptr<const Generation> gen, SharedState& shared)
+    : id_(id), gen_(std::move(gen)), shared_(shared) {
+  const auto& cfg = *gen_->config;
+  stats_ = std::make_unique<WorkerStats>(cfg.routes.size(), cfg.upstreams.size(), cfg.listeners.size());
+  for (std::size_t u = 0; u < cfg.upstreams.size(); ++u) {
+    pools_.push_back(std::make_unique<UpstreamPool>(*ioc_, cfg.upstreams[u], gen_->upstream_tls[u].get(),
+                                                    gen_->upstream_endpoints[u], stats_->upstreams[u]));
+  }
+}
+
+Worker::~Worker() {
+  stop();
+  join();
+  // Sockets before their io_context; then the io_context, whose destruction frees any coroutine frame still
+  // suspended (each unregisters itself from connections_, which is still alive here).
+  acceptors_.clear();
+  pools_.clear();
+  ioc_.reset();
+}
+
+void Worker::start() {
+  work_.emplace(ioc_->get_executor());
+  thread_ = std::thread([this] {
+    ioc_->run();
+  });
+}
+
+void Worker::stop() {
+  work_.reset();
+  ioc_->stop();
+}
+
+void Worker::join() {
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+void Worker::add_acceptor(tcp::acceptor&& acceptor, std::size_t listener, bool redirect) {
+  acceptors_.push_back(std::make_unique<tcp::acceptor>(std::move(acceptor)));
+  auto& a = *acceptors_.back();
+  net::co_spawn(*ioc_, accept_loop(a, listener, redirect), [](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("accept loop ended by an exception: {}", ex.what());
+      }
+    }
+  });
+}
+
+net::awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor, std::size_t listener, bool redirect) {
+  auto& counter = *shared_.listener_connections[listener];
+  const std::uint32_t cap = gen_->config->listeners[listener].max_connections;
+  auto& ls = stats_->listeners[listener];
+  net::steady_timer backoff(*ioc_);
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
+    if (ec) {
+      if (ec == net::error::operation_aborted || draining_) {
+        co_return;
+      }
+      // EMFILE/ENFILE/ENOBUFS: back off briefly instead of spinning; established connections keep going.
+      spdlog::warn("listener {}: accept failed: {}", gen_->config->listeners[listener].name, ec.message());
+      backoff.expires_after(std::chrono::milliseconds(50));
+      co_await backoff.async_wait(use_nothrow);
+      continue;
+    }
+    if (counter.fetch_add(1, std::memory_order_relaxed) >= cap) {
+      counter.fetch_sub(1, std::memory_order_relaxed);
+      ls.connections_rejected.inc();
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    ls.connections_accepted.inc();
+    ls.connections_open.inc();
+    auto done = [this, &counter, &ls](std::exception_ptr e) {
+      counter.fetch_sub(1, std::memory_order_relaxed);
+      ls.connections_open.dec();
+      if (e) {
+        stats_->bugs.inc();
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          spdlog::error("bug: connection coroutine threw: {}", ex.what());
+        } catch (...) {
+          spdlog::error("bug: connection coroutine threw a non-standard exception");
+        }
+      }
+    };
+    if (redirect) {
+      net::co_spawn(*ioc_, serve_redirect(*this, std::move(socket), listener), done);
+    } else {
+      net::co_spawn(*ioc_, serve_connection(*this, std::move(socket), listener), done);
+    }
+  }
+}
+
+std::list<Worker::ConnEntry>::iterator Worker::register_connection(TcpStream* stream) {
+  open_.fetch_add(1, std::memory_order_relaxed);
+  connections_.push_front(ConnEntry{stream, true});
+  return connections_.begin();
+}
+
+void Worker::unregister_connection(std::list<ConnEntry>::iterator it) {
+  connections_.erase(it);
+  open_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Worker::begin_drain() {
+  net::post(*ioc_, [this] {
+    draining_ = true;
+    for (auto& a : acceptors_) {
+      boost::system::error_code ignored;
+      a->close(ignored);
+    }
+    for (auto& c : connections_) {
+      if (c.idle) {
+        c.stream->cancel();  // the pending read ends with operation_aborted and the coroutine closes
+      }
+    }
+    for (auto& p : pools_) {
+      p->close_idle();
+    }
+  });
+}
+
+void Worker::force_close() {
+  net::post(*ioc_, [this] {
+    for (auto& c : connections_) {
+      c.stream->close();
+    }
+  });
+}
+
+std::string Worker::new_request_id() {
+  unsigned char raw[16];
+  randombytes_buf(raw, sizeof raw);
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string id(32, '0');
+  for (std::size_t i = 0; i < sizeof raw; ++i) {
+    id[2 * i] = kDigits[raw[i] >> 4];
+    id[2 * i + 1] = kDigits[raw[i] & 0xf];
+  }
+  return id;
+}
+
+}  // namespace gerbang::gateway

@@ -1,0 +1,94 @@
+// A worker: one thread, one io_context, and everything the request path touches (stats, upstream pools,
+// the registry of its connections). Nothing here is shared with other workers (STYLE.md §7): other threads
+// reach a worker only through net::post() onto its io_context, except for the relaxed-atomic stats and the
+// open-connection count that /metrics and shutdown read.
+#pragma once
+
+#include <atomic>
+#include <list>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "gateway/generation.hpp"
+#include <boost/asio/executor_work_guard.hpp>
+
+#include "gateway/net.hpp"
+#include "gateway/stats.hpp"
+#include "gateway/upstream_pool.hpp"
+
+namespace spdlog { class logger; }
+
+namespace gerbang::gateway {
+
+// State shared by all workers of a server; every member is safe to use from any thread.
+struct SharedState {
+  std::vector<std::unique_ptr<std::atomic<std::uint32_t>>> listener_connections;  // per listener, all workers
+  std::vector<std::uint16_t> listener_ports;  // bound TLS port per listener (for redirects); set before start
+  std::shared_ptr<spdlog::logger> access_log;  // null = off
+  std::atomic<bool> draining{false};
+};
+
+class Worker {
+ public:
+  Worker(std::size_t id, std::shared_ptr<const Generation> gen, SharedState& shared);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  net::io_context& io() noexcept { return *ioc_; }
+  std::size_t id() const noexcept { return id_; }
+  const WorkerStats& stats() const noexcept { return *stats_; }
+  std::size_t open_connections() const noexcept { return open_.load(std::memory_order_relaxed); }
+
+  void start();  // runs the io_context on a new thread until stop()
+  void stop();   // stops the io_context (after drain)
+  void join();
+
+  // Starts accept loops on the worker's own acceptors (called before start()).
+  void add_acceptor(tcp::acceptor&& acceptor, std::size_t listener, bool redirect);
+
+  // From any thread: stop accepting, close idle connections, let in-flight requests finish.
+  void begin_drain();
+  // From any thread: close every connection now.
+  void force_close();
+
+  // ---- used by connection coroutines on this worker's thread ----
+  struct ConnEntry {
+    TcpStream* stream = nullptr;
+    bool idle = true;  // waiting for the next request (safe to close on drain)
+  };
+  std::list<ConnEntry>::iterator register_connection(TcpStream* stream);
+  void unregister_connection(std::list<ConnEntry>::iterator it);
+  bool draining() const noexcept { return draining_; }
+  WorkerStats& mutable_stats() noexcept { return *stats_; }
+  const std::shared_ptr<const Generation>& generation() const noexcept { return gen_; }
+  UpstreamPool& pool(std::size_t upstream) { return *pools_[upstream]; }
+  SharedState& shared() noexcept { return shared_; }
+  std::string new_request_id();
+
+ private:
+  net::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::size_t listener, bool redirect);
+
+  std::size_t id_;
+  // concurrency hint 1: one thread, no internal locking. Destroyed explicitly in ~Worker, before the members
+  // that pending coroutine frames still reference.
+  std::unique_ptr<net::io_context> ioc_ = std::make_unique<net::io_context>(1);
+  std::shared_ptr<const Generation> gen_;
+  SharedState& shared_;
+  std::unique_ptr<WorkerStats> stats_;
+  std::vector<std::unique_ptr<UpstreamPool>> pools_;
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
+  std::list<ConnEntry> connections_;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
+  std::atomic<std::size_t> open_{0};
+  bool draining_ = false;
+  std::thread thread_;
+};
+
+// Connection entry points (connection.cpp, redirect.cpp).
+net::awaitable<void> serve_connection(Worker& worker, tcp::socket socket, std::size_t listener);
+net::awaitable<void> serve_redirect(Worker& worker, tcp::socket socket, std::size_t listener);
+
+}  // namespace gerbang::gateway
