@@ -205,6 +205,8 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
   }
 
   net::io_context main_ioc{1};
+  // Installed before anything reports readiness, so a supervisor's SIGTERM right after "ready" drains.
+  net::signal_set signals(main_ioc, SIGTERM, SIGINT);
   tcp::acceptor admin(main_ioc);
   {
     std::string err;
@@ -268,8 +270,7 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
   };
   schedule_rotation();
 
-  // Graceful shutdown.
-  net::signal_set signals(main_ioc, SIGTERM, SIGINT);
+  // Graceful shutdown (the signal set exists since before the ready file was written).
   net::steady_timer drain_timer(main_ioc);
   Clock::time_point drain_deadline;
   bool forced = false;
