@@ -309,14 +309,16 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
     auto [ec, n] = co_await stream_.async_read_some(buf_.prepare(std::min(room, kHeadReadChunk)), use_nothrow);
     if (ec) {
       if (ec == beast::error::timeout && buf_.size() > 0 && !w_.draining()) {
-        // A partial head that never completes (slowloris): answer 408 and close.
-        reg_->idle = false;
-        start_ = Clock::now();
+        // A partial head that never completed (slowloris). The deadline already closed the socket (Beast's
+        // tcp_stream does), as NGINX's client_header_timeout does: log and count it as a 408.
+        start_ = *head_started;
         rec_ = AccessRecord{};
         rec_.request_id = w_.new_request_id();
         rec_.listener = listener_.name;
         rec_.client = peer_ip_;
-        co_await reply_local(Reason::http_request_timeout, true);
+        rec_.status = policies::info(Reason::http_request_timeout).status;
+        rec_.reason = Reason::http_request_timeout;
+        w_.mutable_stats().rejections[static_cast<std::size_t>(Reason::http_request_timeout)].inc();
         finish_request();
       }
       // EOF, reset, idle timeout, or drain: close quietly (no request was in flight).
@@ -472,8 +474,12 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
   auto outcome = co_await proxy(match.route, client_keep_alive);
   if (outcome.reason != Reason::none) {
     rec_.reason = outcome.reason;
-    if (!outcome.response_started) {
+    if (!outcome.response_started && outcome.reason != Reason::http_body_timeout) {
       co_await reply_local(outcome.reason, true);
+    } else if (outcome.reason == Reason::http_body_timeout) {
+      // The deadline closed the socket: record the 408 without trying to send it.
+      rec_.status = policies::info(outcome.reason).status;
+      w_.mutable_stats().rejections[static_cast<std::size_t>(outcome.reason)].inc();
     }
     finish_request();
     if (outcome.response_started) {
