@@ -86,8 +86,15 @@ void build_upstream_request_head(std::string& out, std::string_view method, std:
                                  std::uint64_t content_length) {
   out.append(method).append(" ").append(target).append(" HTTP/1.1\r\n");
   const bool check_nominated = has_connection_field(in_fields);
-  std::string_view prior_xff;
-  std::string_view prior_forwarded;
+  // Repeated X-Forwarded-For / Forwarded lines form one list (RFC 9110 §5.3), oldest hop first: join them
+  // all, or the original client named on the first line would be lost.
+  std::string prior_xff;
+  std::string prior_forwarded;
+  auto join = [](std::string& list, std::string_view v) {
+    if (!v.empty()) {
+      list.append(list.empty() ? "" : ", ").append(v);
+    }
+  };
   for (const auto& f : in_fields) {
     const std::string_view name = f.name_string();
     if (in(name, kHopByHop) || starts_with_ci(name, "proxy-") || starts_with_ci(name, "x-gerbang-") ||
@@ -103,11 +110,11 @@ void build_upstream_request_head(std::string& out, std::string_view method, std:
       }
       // From a trusted proxy: the chain fields are extended below, the rest pass as they are.
       if (iequals(name, "x-forwarded-for")) {
-        prior_xff = f.value();
+        join(prior_xff, f.value());
         continue;
       }
       if (iequals(name, "forwarded")) {
-        prior_forwarded = f.value();
+        join(prior_forwarded, f.value());
         continue;
       }
       if (iequals(name, "x-forwarded-proto") || iequals(name, "x-forwarded-host") || iequals(name, "x-real-ip")) {

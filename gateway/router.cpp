@@ -74,6 +74,7 @@ RouteMatchResult Router::match(std::string_view host_header, std::string_view pa
   RouteMatchResult result;
   std::size_t matched_prefix_len = 0;
   bool prefix_seen = false;
+  std::vector<std::string_view> allowed;  // methods already in result.allow
   for (const auto& e : entries_) {
     if (prefix_seen && e.prefix.size() < matched_prefix_len) {
       break;  // only routes with the longest matching prefix compete
@@ -89,7 +90,9 @@ RouteMatchResult Router::match(std::string_view host_header, std::string_view pa
       return result;
     }
     for (const auto& m : e.methods) {
-      if (result.allow.find(m) == std::string::npos) {
+      // Whole-token comparison: a substring search would drop "PATCH" once "PROPPATCH" is listed.
+      if (std::find(allowed.begin(), allowed.end(), m) == allowed.end()) {
+        allowed.push_back(m);
         result.allow += result.allow.empty() ? m : ", " + m;
       }
     }
