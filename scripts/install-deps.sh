@@ -6,7 +6,7 @@ packages=(
   libboost1.81-dev libssl-dev libsodium-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev
   libmodsecurity-dev modsecurity-crs libhiredis-dev
   libgtest-dev libgmock-dev googletest
-  openssl curl ca-certificates python3 procps
+  openssl curl ca-certificates python3 procps redis-server
 )
 missing=()
 for p in "${packages[@]}"; do

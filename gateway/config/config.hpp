@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "policies/policy_config.hpp"
+
 namespace gerbang::config {
 
 using Duration = std::chrono::milliseconds;
@@ -65,6 +67,7 @@ struct ListenerConfig {
   ListenerTlsConfig tls;                  // required: every listener terminates TLS
   std::string hsts = "max-age=31536000";  // Strict-Transport-Security value; "" disables
   std::uint32_t max_connections = 10000;  // 1..1000000, per listener across all workers
+  policies::IpFilterConfig ip;            // listener-wide allow/deny (checked before routing)
 };
 
 struct RouteMatch {
@@ -79,6 +82,7 @@ struct RouteConfig {
   std::string upstream;                   // required, names an upstreams[] entry
   bool strip_prefix = false;              // remove match.path_prefix before forwarding
   std::uint64_t max_body_bytes = 10ull << 20;  // 0..1TiB ("10MiB"); 0 = no body allowed
+  policies::RoutePolicyConfig policy;     // auth / allow / rate_limits / ip (issue #3)
 };
 
 struct UpstreamTlsConfig {
@@ -102,6 +106,8 @@ struct UpstreamConfig {
   std::uint32_t max_failures = 3;         // 1..100 consecutive failures before ejection
   Duration eject_for = std::chrono::seconds(10);         // 1s..1h
   std::uint32_t retries = 1;              // 0..5 extra attempts, only when safe
+  std::uint32_t max_concurrent = 0;       // 0 = unlimited; requests in flight per upstream per worker
+  Duration queue_timeout = std::chrono::milliseconds(100);  // wait for a slot before 503, 0..10s
 };
 
 struct LimitsConfig {
@@ -143,6 +149,10 @@ struct Config {
   std::vector<ListenerConfig> listeners;  // 1..64
   std::vector<RouteConfig> routes;        // 0..10000
   std::vector<UpstreamConfig> upstreams;  // 0..1000
+  std::vector<policies::ConsumerConfig> consumers;  // 0..100000
+  policies::AuthConfig auth;
+  policies::IdentityConfig identity;
+  policies::RateLimitBackendConfig ratelimit;
 
   const UpstreamConfig* find_upstream(std::string_view name) const;
 };
