@@ -9,6 +9,7 @@
 
 #include "policies/policy_config.hpp"
 #include "policies/policy_set.hpp"
+#include "policies/ratelimit/counter_backend.hpp"
 #include "policies/stage.hpp"
 
 namespace gerbang::policies::ratelimit {
@@ -22,10 +23,14 @@ std::unique_ptr<Stage> make_ratelimit_stage(const std::string& route_name, std::
 // WorkerState owns one of these, and the stage finds it via RequestContext::worker_slot (see
 // ratelimit_state(ctx) in ratelimit_stage.cpp).
 class WorkerBuckets;
-std::unique_ptr<WorkerBuckets> make_worker_buckets(const RateLimitBackendConfig& backend,
-                                                   std::unique_ptr<CounterBackend> shared);
-void destroy(WorkerBuckets*);  // for unique_ptr with an incomplete type
-struct WorkerBucketsDeleter { void operator()(WorkerBuckets* p) const { destroy(p); } };
+void destroy(WorkerBuckets*) noexcept;  // defined where WorkerBuckets is complete
+struct WorkerBucketsDeleter {
+  void operator()(WorkerBuckets* p) const noexcept { destroy(p); }
+};
+// Owning pointer usable (moved, destroyed) in any TU although WorkerBuckets is incomplete there.
+using WorkerBucketsPtr = std::unique_ptr<WorkerBuckets, WorkerBucketsDeleter>;
+// `shared` may be null (local mode, or redis mode without a backend: then every decision is local).
+WorkerBucketsPtr make_worker_buckets(const RateLimitBackendConfig& backend, std::unique_ptr<CounterBackend> shared);
 
 // The PolicySet's WorkerState must expose the buckets through this interface.
 class HasWorkerBuckets {
