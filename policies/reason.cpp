@@ -37,6 +37,13 @@ constexpr std::array<ReasonInfo, kReasonCount> kTable{{
     {"upstream.overloaded", 503, "Service Unavailable"},
     {"gateway.shutting_down", 503, "Service Unavailable"},
     {"gateway.internal_error", 500, "Internal Server Error"},
+    {"ipfilter.denied", 403, "Forbidden"},
+    {"authn.missing_credential", 401, "Unauthorized"},
+    {"authn.invalid_credential", 401, "Unauthorized"},
+    {"authz.denied", 403, "Forbidden"},
+    {"ratelimit.exceeded", 429, "Too Many Requests"},
+    {"ratelimit.backend_unavailable", 503, "Service Unavailable"},
+    {"upstream.concurrency_limit", 503, "Service Unavailable"},
 }};
 
 }  // namespace

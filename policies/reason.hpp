@@ -45,6 +45,14 @@ enum class Reason : std::uint8_t {
   // Gateway
   gateway_shutting_down,
   gateway_internal_error,
+  // Policies (issue #3)
+  ipfilter_denied,               // client address not allowed on the listener or route
+  authn_missing_credential,      // the route needs a credential and none was presented
+  authn_invalid_credential,      // a credential was presented and did not verify (no detail to the client)
+  authz_denied,                  // authenticated, but no allow rule of the route matches
+  ratelimit_exceeded,            // over a rate limit of the route
+  ratelimit_backend_unavailable, // shared counter store unreachable and on_failure: deny
+  upstream_concurrency_limit,    // no concurrency slot for the upstream within queue_timeout
   count_  // keep last
 };
 
