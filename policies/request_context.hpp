@@ -49,6 +49,7 @@ struct RequestView {
   std::size_t route_index = 0;
   const PeerCertificate* client_cert = nullptr;  // a verified client certificate, if any
   std::chrono::system_clock::time_point now;
+  std::string_view request_id;  // the X-Request-Id the gateway forwards (signed in the identity assertion)
 
   // First value of a header (case-insensitive name), or nullopt.
   std::optional<std::string_view> header(std::string_view name) const noexcept;
@@ -78,6 +79,9 @@ struct RequestContext {
   std::string decided_by;            // writer: the gateway (stage name that denied)
   std::vector<std::uint32_t> waf_rule_ids;  // writer: waf
   void* worker_slot = nullptr;       // per-worker state the gateway hands to stages (see ratelimit)
+  // writer: the stage that denies (at most one per request). Why, for the gateway's debug log line only —
+  // never sent to the client (no oracle). Points at a string literal, so it costs nothing to set.
+  std::string_view deny_detail;
 
   void reset() {
     principal = {};
@@ -86,6 +90,7 @@ struct RequestContext {
     decision = Reason::none;
     decided_by.clear();
     waf_rule_ids.clear();
+    deny_detail = {};
   }
 };
 
