@@ -1,6 +1,26 @@
 // Rate limiting per consumer / client IP / route (or combinations), several rules per route, token buckets
 // kept per worker in a bounded LRU (memory bounded under IP spraying), or shared through a CounterBackend.
-// Denials answer 429 with Retry-After and RateLimit-Policy/RateLimit (draft-ietf-httpapi-ratelimit-headers).
+//
+// Keys: `consumer` is ctx.principal.consumer, or the client IP for anonymous requests (tagged differently, so
+// a consumer named "10.0.0.1" never shares a bucket with that address); `client_ip` is
+// ctx.request.client.text; `route` is the route name. A limit is always scoped to the route (and rule) that
+// declares it: the parts only choose how that route's traffic is partitioned, so `key: [route]` (or an empty
+// key) is one bucket for all of the route's traffic. Every rule of the route must allow.
+//
+// Headers follow draft-ietf-httpapi-ratelimit-headers-09 (March 2025; structured fields, RFC 8941):
+//   RateLimit-Policy: "10/s";q=10;w=1, "1000/h";q=1000;w=3600     every rule of the route
+//   RateLimit: "10/s";r=3;t=1                                      one rule: the most restrictive
+// q = requests per window, w = the period in seconds (rounded up, at least 1), r = tokens left, t = seconds
+// (rounded up) until the bucket is full again — or, on a 429, until the next request can pass (= Retry-After).
+// A denial answers 429 `ratelimit.exceeded` with `Retry-After` (seconds, rounded up) and both fields for the
+// rule that denied; a success puts both fields into ctx.response_headers.
+//
+// Modes: local (synchronous, per-worker buckets) or redis (is_async(): on_request_head_async co_awaits
+// CounterBackend::take() per rule, stopping at the first denial). When the backend fails (take() → nullopt,
+// or healthy() false) `on_failure` decides: `local` → the local buckets decide, counted as degraded with a
+// rate-limited warning; `deny` → 503 `ratelimit.backend_unavailable` (fail closed, STYLE.md §16).
+// Locally a route's rules are all checked before any consumes, so a request denied by one rule costs no token
+// of another; through Redis, rules checked before the denying one have consumed their token.
 #pragma once
 
 #include <memory>
@@ -19,9 +39,10 @@ std::unique_ptr<Stage> make_ratelimit_stage(const std::string& route_name, std::
                                             const std::vector<RateLimitRule>& rules,
                                             const RateLimitBackendConfig& backend);
 
-// Per-worker rate-limit state (bucket tables for every route, the optional shared backend); the PolicySet's
-// WorkerState owns one of these, and the stage finds it via RequestContext::worker_slot (see
-// ratelimit_state(ctx) in ratelimit_stage.cpp).
+// Per-worker rate-limit state (defined in worker_buckets.hpp: bucket table for every route, the optional
+// shared backend, counters). The PolicySet's WorkerState owns one of these and implements HasWorkerBuckets;
+// the gateway sets RequestContext::worker_slot to that `policies::WorkerState*`. Without it the stage fails
+// closed (500 gateway.internal_error): a wiring bug must not silently disable limits.
 class WorkerBuckets;
 void destroy(WorkerBuckets*) noexcept;  // defined where WorkerBuckets is complete
 struct WorkerBucketsDeleter {
