@@ -1,0 +1,101 @@
+// PolicySet: the stages of one configuration generation, per route in the order
+// ip filter → authn → authz → ratelimit (stages with nothing to do are left out), and the listener filters.
+#include "policies/policy_set.hpp"
+
+#include <algorithm>
+
+#include "policies/authn/authn_stage.hpp"
+#include "policies/authz/authz_stage.hpp"
+#include "policies/ipfilter/ip_filter.hpp"
+#include "policies/ratelimit/ratelimit_stage.hpp"
+
+namespace gerbang::policies {
+namespace {
+
+class WorkerStateImpl final : public WorkerState, public ratelimit::HasWorkerBuckets {
+ public:
+  explicit WorkerStateImpl(ratelimit::WorkerBucketsPtr buckets) : buckets_(std::move(buckets)) {}
+  ratelimit::WorkerBuckets& buckets() override { return *buckets_; }
+
+ private:
+  ratelimit::WorkerBucketsPtr buckets_;
+};
+
+class PolicySetImpl final : public PolicySet {
+ public:
+  std::span<const Stage* const> route_stages(std::size_t route) const override {
+    if (route >= route_views_.size()) return {};
+    return route_views_[route];
+  }
+
+  Verdict check_listener(std::size_t listener, const IpAddress& client) const override {
+    if (listener >= listener_filters_.size() || !listener_filters_[listener]) return Verdict::next();
+    if (listener_filters_[listener]->allows(client)) return Verdict::next();
+    return Verdict::deny(Reason::ipfilter_denied);
+  }
+
+  std::unique_ptr<WorkerState> make_worker_state(std::unique_ptr<ratelimit::CounterBackend> backend) const override {
+    return std::make_unique<WorkerStateImpl>(ratelimit::make_worker_buckets(ratelimit_, std::move(backend)));
+  }
+
+  RateLimitBackendConfig ratelimit_;
+  std::vector<std::unique_ptr<Stage>> owned_;
+  std::vector<std::vector<const Stage*>> route_views_;
+  std::vector<std::unique_ptr<ipfilter::CompiledFilter>> listener_filters_;  // null = no filter
+};
+
+}  // namespace
+
+std::unique_ptr<PolicySet> PolicySet::create(const Inputs& in, std::vector<std::string>& errors) {
+  static const std::vector<ConsumerConfig> kNoConsumers;
+  static const AuthConfig kNoAuth;
+  static const IdentityConfig kNoIdentity;
+  static const RateLimitBackendConfig kLocal;
+  const auto& consumers = in.consumers != nullptr ? *in.consumers : kNoConsumers;
+  const auto& auth = in.auth != nullptr ? *in.auth : kNoAuth;
+  const auto& identity = in.identity != nullptr ? *in.identity : kNoIdentity;
+
+  auto set = std::make_unique<PolicySetImpl>();
+  set->ratelimit_ = in.ratelimit != nullptr ? *in.ratelimit : kLocal;
+  const std::size_t before = errors.size();
+
+  // The consumer index (JWKS files, signing key) is only needed when some route authenticates.
+  const bool any_auth = std::any_of(in.routes.begin(), in.routes.end(),
+                                    [](const RouteInput& r) { return r.policy != nullptr && r.policy->has_auth; });
+  std::shared_ptr<const authn::AuthnIndex> index;
+  if (any_auth || !consumers.empty() || !auth.jwt_issuers.empty() || !identity.signing_key_file.empty()) {
+    index = authn::build_authn_index(consumers, auth, identity, errors);
+  }
+
+  for (std::size_t i = 0; i < in.routes.size(); ++i) {
+    const auto& r = in.routes[i];
+    std::vector<const Stage*> stages;
+    auto keep = [&](std::unique_ptr<Stage> s) {
+      if (!s) return;
+      stages.push_back(s.get());
+      set->owned_.push_back(std::move(s));
+    };
+    if (r.policy != nullptr) {
+      const auto& p = *r.policy;
+      keep(ipfilter::make_ipfilter_stage(p.ip));
+      if (p.has_auth) {
+        if (index) keep(authn::make_authn_stage(index, p.auth));
+        keep(authz::make_authz_stage(p.allow));
+      } else if (!p.allow.empty()) {
+        errors.push_back("routes[" + std::to_string(i) + "] (" + r.name + "): allow needs auth");
+      }
+      keep(ratelimit::make_ratelimit_stage(r.name, i, p.rate_limits, set->ratelimit_));
+    }
+    set->route_views_.push_back(std::move(stages));
+  }
+
+  for (const auto* l : in.listeners) {
+    if (l == nullptr || l->empty()) set->listener_filters_.push_back(nullptr);
+    else set->listener_filters_.push_back(std::make_unique<ipfilter::CompiledFilter>(*l));
+  }
+
+  if (errors.size() != before) return nullptr;
+  return set;
+}
+
+}  // namespace gerbang::policies
