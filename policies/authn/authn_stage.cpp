@@ -90,8 +90,10 @@ std::optional<crypto::Ed25519KeyPair> load_signing_key(const std::string& path, 
          EVP_PKEY_get_raw_private_key(pkey.get(), seed.data(), &len) == 1 && len == seed.size();
     ERR_clear_error();
   } else if (t.starts_with("PRIVATE+KEY+")) {
-    const auto last_plus = t.rfind('+');
-    auto raw = crypto::base64_decode(t.substr(last_plus + 1));
+    // PRIVATE+KEY+<name>+<hex id>+<base64>: the key is after the fourth '+' (base64 itself may hold '+').
+    std::size_t at = 0;
+    for (int i = 0; i < 4 && at != std::string_view::npos; ++i) at = t.find('+', at == 0 ? 0 : at + 1);
+    auto raw = at == std::string_view::npos ? std::nullopt : crypto::base64_decode(t.substr(at + 1));
     if (raw && raw->size() == 33 && (*raw)[0] == 0x01) {
       std::copy(raw->begin() + 1, raw->end(), seed.data());
       ok = true;
