@@ -18,6 +18,10 @@
 #include "certs/dev_ca.hpp"
 #include "crypto/keys.hpp"
 #include "gateway/config/loader.hpp"
+#include "audit/checkpoint.hpp"
+#include "crypto/sodium.hpp"
+#include "policies/authn/api_keys.hpp"
+#include "policies/authn/identity_assertion.hpp"
 
 namespace {
 
@@ -149,6 +153,118 @@ int config_check(const std::string& file) {
   return exit_ok;
 }
 
+// ---- gerbangctl apikey new -------------------------------------------------------------------------------
+
+// Prints a fresh key once and the config line with its hash; the key itself is stored nowhere
+// (policies/authn/api_keys.hpp explains the format and why a fast hash is enough for 256-bit secrets).
+int apikey_new(const std::string& consumer) {
+  const bool id_ok = !consumer.empty() && consumer.size() <= 64 &&
+                     consumer.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_.-") == std::string::npos;
+  if (!id_ok) return fail("--consumer must be a consumer id matching [a-z0-9_.-]{1,64}, got \"" + consumer + "\"");
+  auto key = gerbang::policies::authn::generate_api_key();
+  std::cout << "New API key for consumer \"" << consumer << "\". It is shown only once; gerbang stores only its hash.\n\n"
+            << "  " << key.key() << "\n\n"
+            << "Send it in the " << "X-API-Key header (or auth.api_key_header). Add this line under\n"
+            << "consumers[id: " << consumer << "].credentials.api_keys in the configuration:\n\n"
+            << "        - {id: " << key.id << ", hash: \"" << key.hash() << "\"}\n";
+  sodium_memzero(key.secret.data(), key.secret.size());
+  return exit_ok;
+}
+
+// ---- gerbangctl identity verify --------------------------------------------------------------------------
+
+struct IdentityVerifyArgs {
+  std::string key;      // verifier key "<name>+<hex id>+<base64>" (gerbangctl keys public) or base64 public key
+  std::string headers;  // file: optional request line, then "Name: value" lines, as the upstream received them
+  std::string method;   // override / supply the request method
+  std::string target;   // override / supply the request target as received by the gateway
+  long max_age = 0;     // seconds; 0 = do not check the assertion's age
+};
+
+int identity_verify(const IdentityVerifyArgs& a) {
+  namespace authn = gerbang::policies::authn;
+  std::optional<gerbang::crypto::Ed25519PublicKey> pk;
+  if (auto vk = gerbang::audit::parse_verifier_key(a.key)) pk = vk->public_key;
+  else if (auto raw = gerbang::crypto::base64_decode_exact<32>(a.key)) pk = *raw;
+  if (!pk) return fail("--key must be a verifier key (gerbangctl keys public) or a base64 Ed25519 public key");
+
+  std::string error;
+  auto text = read_file(a.headers, error);
+  if (!text) return fail(error);
+  std::string method = a.method, target = a.target;
+  std::vector<std::pair<std::string, std::string>> fields;
+  std::istringstream in(*text);
+  std::string line;
+  bool first = true;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) {
+      if (first) continue;
+      break;  // end of the head
+    }
+    const auto colon = line.find(':');
+    if (first && colon == std::string::npos) {  // "GET /path HTTP/1.1"
+      std::istringstream rl(line);
+      std::string m, t;
+      rl >> m >> t;
+      if (method.empty()) method = m;
+      if (target.empty()) target = t;
+    } else if (colon != std::string::npos) {
+      std::string name = line.substr(0, colon), value = line.substr(colon + 1);
+      for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      value.erase(0, value.find_first_not_of(" \t"));
+      value.erase(value.find_last_not_of(" \t") + 1);
+      fields.emplace_back(name, value);
+    }
+    first = false;
+  }
+  auto get = [&](std::string_view name, std::string& out) -> bool {
+    std::string lower(name);
+    for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    int n = 0;
+    for (const auto& [k, v] : fields)
+      if (k == lower) {
+        out = v;
+        ++n;
+      }
+    if (n > 1) error = "header " + std::string(name) + " appears more than once";
+    return n <= 1;
+  };
+  std::string consumer, groups, department, auth_method, cert, request_id, sig;
+  if (!get(authn::identity_header_consumer, consumer) || !get(authn::identity_header_groups, groups) ||
+      !get(authn::identity_header_department, department) || !get(authn::identity_header_auth_method, auth_method) ||
+      !get(authn::identity_header_cert, cert) || !get(authn::identity_header_request_id, request_id) ||
+      !get(authn::identity_header_signature, sig))
+    return fail(error);
+  if (sig.empty()) return fail(std::string("no ") + std::string(authn::identity_header_signature) + " header in " + a.headers);
+  if (method.empty() || target.empty())
+    return fail("the request method and target are needed: put the request line first in the file, or pass --method and --target");
+  auto parsed = authn::parse_identity_signature(sig);
+  if (!parsed) return fail("malformed " + std::string(authn::identity_header_signature) + ": " + sig);
+  auto signature = gerbang::crypto::base64_decode_exact<64>(parsed->signature_b64);
+  if (!signature) return fail("the signature is not 64 bytes of standard base64");
+  const std::string msg = authn::identity_canonical_string(
+      {consumer, groups, department, auth_method, cert, request_id, parsed->time, method, target});
+  if (!gerbang::crypto::verify_detached(*signature, gerbang::crypto::as_bytes(msg), *pk))
+    return fail("signature does NOT verify: the identity headers, request id, method or target were altered, "
+                "or another key signed them");
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  const long long age = static_cast<long long>(now) - parsed->time;
+  if (a.max_age > 0 && (age > a.max_age || age < -a.max_age))
+    return fail("signature verifies but the assertion is " + std::to_string(age) + "s old (--max-age " +
+                std::to_string(a.max_age) + ")");
+  std::cout << "identity assertion OK\n"
+            << "  consumer    " << (consumer.empty() ? "(anonymous)" : consumer) << '\n'
+            << "  groups      " << groups << '\n'
+            << "  department  " << department << '\n'
+            << "  auth method " << auth_method << '\n';
+  if (!cert.empty()) std::cout << "  client cert " << cert << '\n';
+  std::cout << "  request     " << method << ' ' << target << " (id " << request_id << ")\n"
+            << "  signed at   " << parsed->time << " (" << age << "s ago)\n";
+  return exit_ok;
+}
+
 // ---- gerbangctl version ----------------------------------------------------------------------------------
 
 int version() {
@@ -196,6 +312,27 @@ int main(int argc, char** argv) {
   auto* check = config->add_subcommand("check", "Validate a configuration file and print every problem");
   check->add_option("FILE", config_file, "Configuration file (YAML)")->required();
 
+  auto* apikey = app.add_subcommand("apikey", "Create API keys for consumers");
+  apikey->require_subcommand(1);
+  std::string apikey_consumer;
+  auto* apikey_new_cmd = apikey->add_subcommand("new", "Print a fresh API key once, and its config line (hash only)");
+  apikey_new_cmd->add_option("--consumer", apikey_consumer, "Consumer id the key is for")->required();
+
+  auto* identity = app.add_subcommand("identity", "Work with the gateway's signed identity assertions");
+  identity->require_subcommand(1);
+  IdentityVerifyArgs identity_args;
+  auto* identity_verify_cmd =
+      identity->add_subcommand("verify", "Verify an X-Gerbang-Identity-Signature offline (docs/identity-assertion.md)");
+  identity_verify_cmd->add_option("--key", identity_args.key, "Verifier key (gerbangctl keys public) or base64 public key")
+      ->required();
+  identity_verify_cmd->add_option("--headers", identity_args.headers,
+                                  "File with the request head as the upstream received it (request line optional)")
+      ->required();
+  identity_verify_cmd->add_option("--method", identity_args.method, "Request method (default: from the request line)");
+  identity_verify_cmd->add_option("--target", identity_args.target,
+                                  "Request target as received by the gateway, before strip_prefix (default: request line)");
+  identity_verify_cmd->add_option("--max-age", identity_args.max_age, "Reject assertions older than this many seconds");
+
   auto* version_cmd = app.add_subcommand("version", "Print the version and library versions");
 
   try {
@@ -207,6 +344,8 @@ int main(int argc, char** argv) {
   if (demo->parsed()) return certs_demo(demo_args);
   if (issue->parsed()) return certs_issue_client(issue_args);
   if (check->parsed()) return config_check(config_file);
+  if (apikey_new_cmd->parsed()) return apikey_new(apikey_consumer);
+  if (identity_verify_cmd->parsed()) return identity_verify(identity_args);
   if (version_cmd->parsed()) return version();
   return fail("no command given; see --help");
 }
