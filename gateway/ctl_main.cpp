@@ -4,7 +4,10 @@
 #include <openssl/crypto.h>
 #include <sodium.h>
 
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -15,6 +18,9 @@
 #include <string>
 #include <vector>
 
+#include "audit/reader.hpp"
+#include "audit/signing_key.hpp"
+#include "audit/verifier.hpp"
 #include "certs/dev_ca.hpp"
 #include "crypto/keys.hpp"
 #include "gateway/config/loader.hpp"
@@ -150,6 +156,187 @@ int config_check(const std::string& file) {
   }
   if (!config) return fail(file + ": the configuration was rejected without a diagnostic (a gerbang bug)");
   std::cout << "configuration OK\n";
+  return exit_ok;
+}
+
+// ---- gerbangctl keys ... ---------------------------------------------------------------------------------
+
+int keys_generate(const std::string& out, const std::string& name) {
+  std::string error;
+  auto vkey = gerbang::audit::generate_signing_key_file(out, name, error);
+  if (!vkey) return fail(error);
+  std::cerr << "wrote the private key " << out << " (0600); keep it secret. Its verifier key (public):\n";
+  std::cout << *vkey << '\n';
+  return exit_ok;
+}
+
+int keys_public(const std::string& file) {
+  std::string error;
+  auto signer = gerbang::audit::load_signing_key_file(file, error);
+  if (!signer) return fail(error);
+  std::cout << gerbang::audit::format_verifier_key(signer->verifier_key()) << '\n';
+  return exit_ok;
+}
+
+// ---- gerbangctl audit ... --------------------------------------------------------------------------------
+
+struct AuditArgs {
+  std::string dir;
+  std::vector<std::string> keys;
+  std::vector<std::string> kept_checkpoints;  // files holding checkpoints kept aside
+  std::string leaf;
+  std::string checkpoint = "latest";
+  std::string receipt;
+  std::string proof_file;
+  std::string old_cp;
+  std::string new_cp;
+  std::string from, to, consumer, route, decision;
+  int status = -1;
+  std::size_t lines = 10;
+  bool follow = false;
+};
+
+std::optional<std::uint64_t> parse_count(const std::string& s) {
+  if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  return std::stoull(s);
+}
+
+int audit_verify(const AuditArgs& a) {
+  std::vector<std::string> kept;
+  for (const auto& f : a.kept_checkpoints) {
+    std::string error;
+    auto note = read_file(f, error);
+    if (!note) return fail(error);
+    kept.push_back(*note);
+  }
+  const auto rep = gerbang::audit::verify(a.dir, a.keys, kept);
+  for (const auto& w : rep.warnings) std::cerr << "warning: " << w << '\n';
+  if (!rep.ok) {
+    std::cerr << "gerbangctl: VERIFY FAILED: " << rep.first_error << '\n';
+    return exit_failure;
+  }
+  std::cout << "audit log OK: " << rep.records << " records, " << rep.checkpoints
+            << " checkpoints verified, signed tree size " << rep.tree_size << " ("
+            << static_cast<std::uint64_t>(rep.seconds > 0 ? rep.records / rep.seconds : 0) << " records/s)\n";
+  if (rep.interrupted != 0) {
+    std::cout << rep.interrupted << " exchange(s) opened without a closing record (interrupted, or still in flight):";
+    for (auto i : rep.interrupted_sample) std::cout << ' ' << i;
+    if (rep.interrupted > rep.interrupted_sample.size()) std::cout << " ...";
+    std::cout << '\n';
+  }
+  return exit_ok;
+}
+
+int print_proof(const gerbang::audit::ProofResult& r) {
+  if (!r.json) return fail(r.error);
+  std::cout << *r.json << '\n';
+  return exit_ok;
+}
+
+int audit_prove(const AuditArgs& a) {
+  if (!a.receipt.empty()) return print_proof(gerbang::audit::prove_receipt(a.dir, a.receipt));
+  auto leaf = parse_count(a.leaf);
+  if (!leaf) return fail("--leaf must be a leaf index (or give --receipt)");
+  std::optional<std::uint64_t> size;
+  if (a.checkpoint != "latest") {
+    size = parse_count(a.checkpoint);
+    if (!size) return fail("--checkpoint must be \"latest\" or a tree size");
+  }
+  return print_proof(gerbang::audit::prove_inclusion(a.dir, *leaf, size));
+}
+
+int audit_check_proof(const AuditArgs& a) {
+  std::string error;
+  auto json = read_file(a.proof_file, error);
+  if (!json) return fail(error);
+  const auto r = gerbang::audit::check_proof(*json, a.keys);
+  if (!r.ok) {
+    std::cerr << "gerbangctl: PROOF FAILED: " << r.message << '\n';
+    return exit_failure;
+  }
+  std::cout << "proof OK: " << r.message << '\n';
+  return exit_ok;
+}
+
+// OLD/NEW: a tree size of a checkpoint in checkpoints.log, "latest", or a file holding a signed note.
+std::optional<gerbang::audit::CheckpointRef> checkpoint_ref(const std::string& arg, std::string& error) {
+  gerbang::audit::CheckpointRef ref;
+  if (arg == "latest") return ref;
+  if (auto n = parse_count(arg)) {
+    ref.size = *n;
+    return ref;
+  }
+  auto note = read_file(arg, error);
+  if (!note) return std::nullopt;
+  ref.note = *note;
+  return ref;
+}
+
+int audit_consistency(const AuditArgs& a) {
+  std::string error;
+  auto o = checkpoint_ref(a.old_cp, error);
+  if (!o) return fail(error);
+  auto n = checkpoint_ref(a.new_cp, error);
+  if (!n) return fail(error);
+  return print_proof(gerbang::audit::prove_consistency(a.dir, *o, *n));
+}
+
+std::optional<gerbang::audit::RecordFilter> make_filter(const AuditArgs& a, std::string& error) {
+  gerbang::audit::RecordFilter f;
+  if (!a.from.empty()) {
+    f.from_ms = gerbang::audit::parse_iso8601_ms(a.from);
+    if (!f.from_ms) error = "--from: expected ISO 8601 like 2026-04-01 or 2026-04-01T08:00:00+07:00";
+  }
+  if (!a.to.empty()) {
+    f.to_ms = gerbang::audit::parse_iso8601_ms(a.to);
+    if (!f.to_ms) error = "--to: expected ISO 8601 like 2026-04-01 or 2026-04-01T08:00:00+07:00";
+  }
+  if (!error.empty()) return std::nullopt;
+  if (!a.consumer.empty()) f.consumer = a.consumer;
+  if (!a.route.empty()) f.route = a.route;
+  if (!a.decision.empty()) f.decision = a.decision;
+  if (a.status >= 0) f.status = static_cast<unsigned>(a.status);
+  return f;
+}
+
+int audit_search(const AuditArgs& a) {
+  std::string error;
+  auto filter = make_filter(a, error);
+  if (!filter) return fail(error);
+  std::string out;
+  const bool ok = gerbang::audit::for_each_record(
+      a.dir, *filter,
+      [&](std::uint64_t i, std::string_view bytes, const gerbang::audit::Record&) {
+        out = gerbang::audit::export_line(i, bytes);
+        out += '\n';
+        std::cout << out;
+        return static_cast<bool>(std::cout);
+      },
+      error);
+  std::cout.flush();
+  if (!ok) return fail(error);
+  return exit_ok;
+}
+
+std::atomic<bool> tail_stop{false};
+extern "C" void on_tail_signal(int) { tail_stop = true; }
+
+int audit_tail(const AuditArgs& a) {
+  if (a.follow) {
+    struct sigaction sa {};
+    sa.sa_handler = on_tail_signal;
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+  }
+  std::string error;
+  const bool ok = gerbang::audit::tail_records(
+      a.dir, a.lines, a.follow,
+      [](std::uint64_t i, std::string_view bytes, const gerbang::audit::Record&) {
+        std::cout << gerbang::audit::export_line(i, bytes) << std::endl;
+        return static_cast<bool>(std::cout);
+      },
+      [] { return !tail_stop.load(); }, error);
+  if (!ok) return fail(error);
   return exit_ok;
 }
 
@@ -312,6 +499,63 @@ int main(int argc, char** argv) {
   auto* check = config->add_subcommand("check", "Validate a configuration file and print every problem");
   check->add_option("FILE", config_file, "Configuration file (YAML)")->required();
 
+  auto* keys = app.add_subcommand("keys", "Audit log signing keys (Ed25519)");
+  keys->require_subcommand(1);
+  std::string key_out;
+  std::string key_name = "gerbang-audit";
+  auto* keys_gen = keys->add_subcommand("generate", "Write a new private key file (0600) and print its verifier key");
+  keys_gen->add_option("--out", key_out, "Private key file to create (never overwritten)")->required();
+  keys_gen->add_option("--name", key_name, "Key name: must equal the audit log's origin, e.g. audit.gw.kota.go.id/gw-01")
+      ->capture_default_str();
+  std::string key_file;
+  auto* keys_pub = keys->add_subcommand("public", "Print the verifier key of a private key file");
+  keys_pub->add_option("FILE", key_file, "Private key file")->required();
+
+  auto* audit = app.add_subcommand("audit", "Verify, prove and search an audit log folder (offline)");
+  audit->require_subcommand(1);
+  AuditArgs audit_args;
+  const auto add_dir = [&](CLI::App* c) {
+    c->add_option("--dir", audit_args.dir, "Audit log folder")->required()->check(CLI::ExistingDirectory);
+  };
+  auto* a_verify = audit->add_subcommand("verify", "Check every record, the tree, and every checkpoint signature");
+  add_dir(a_verify);
+  a_verify->add_option("--key", audit_args.keys, "Verifier key (repeatable: every key that signed a range)")->required();
+  a_verify->add_option("--checkpoint", audit_args.kept_checkpoints,
+                       "File with a checkpoint kept aside (SIEM/witness copy) that the log must match (repeatable)");
+  auto* a_prove = audit->add_subcommand("prove", "Print an inclusion proof (JSON) for a leaf or a receipt");
+  add_dir(a_prove);
+  auto* leaf_opt = a_prove->add_option("--leaf", audit_args.leaf, "Leaf index");
+  auto* receipt_opt = a_prove->add_option("--receipt", audit_args.receipt,
+                                          "Receipt from X-Gerbang-Receipt: <origin>;<leaf index>;<base64 leaf hash>");
+  leaf_opt->excludes(receipt_opt);
+  a_prove->add_option("--checkpoint", audit_args.checkpoint, "\"latest\" or the tree size of a checkpoint")
+      ->capture_default_str();
+  auto* a_check = audit->add_subcommand("check-proof", "Check a proof (JSON) offline, without the log");
+  a_check->add_option("--proof", audit_args.proof_file, "Proof file")->required()->check(CLI::ExistingFile);
+  a_check->add_option("--key", audit_args.keys, "Verifier key (repeatable)")->required();
+  auto* a_cons = audit->add_subcommand("consistency", "Print a consistency proof between two checkpoints");
+  add_dir(a_cons);
+  a_cons->add_option("OLD", audit_args.old_cp, "Tree size in checkpoints.log, \"latest\", or a file with a signed checkpoint")
+      ->required();
+  a_cons->add_option("NEW", audit_args.new_cp, "Same, for the newer checkpoint")->required();
+  const auto add_filters = [&](CLI::App* c) {
+    add_dir(c);
+    c->add_option("--from", audit_args.from, "Records at or after this time (ISO 8601)");
+    c->add_option("--to", audit_args.to, "Records before this time (ISO 8601)");
+    c->add_option("--consumer", audit_args.consumer, "Consumer id");
+    c->add_option("--route", audit_args.route, "Route");
+    c->add_option("--status", audit_args.status, "HTTP status")->check(CLI::Range(0, 999));
+    c->add_option("--decision", audit_args.decision, "forward | deny | error");
+  };
+  auto* a_search = audit->add_subcommand("search", "Print matching records as JSON lines");
+  add_filters(a_search);
+  auto* a_export = audit->add_subcommand("export", "Export matching records as JSON lines (for a SIEM)");
+  add_filters(a_export);
+  auto* a_tail = audit->add_subcommand("tail", "Print the last records; -f follows the live log");
+  add_dir(a_tail);
+  a_tail->add_option("-n,--lines", audit_args.lines, "How many records")->capture_default_str();
+  a_tail->add_flag("-f,--follow", audit_args.follow, "Keep printing new records until interrupted");
+
   auto* apikey = app.add_subcommand("apikey", "Create API keys for consumers");
   apikey->require_subcommand(1);
   std::string apikey_consumer;
@@ -344,6 +588,14 @@ int main(int argc, char** argv) {
   if (demo->parsed()) return certs_demo(demo_args);
   if (issue->parsed()) return certs_issue_client(issue_args);
   if (check->parsed()) return config_check(config_file);
+  if (keys_gen->parsed()) return keys_generate(key_out, key_name);
+  if (keys_pub->parsed()) return keys_public(key_file);
+  if (a_verify->parsed()) return audit_verify(audit_args);
+  if (a_prove->parsed()) return audit_prove(audit_args);
+  if (a_check->parsed()) return audit_check_proof(audit_args);
+  if (a_cons->parsed()) return audit_consistency(audit_args);
+  if (a_search->parsed() || a_export->parsed()) return audit_search(audit_args);
+  if (a_tail->parsed()) return audit_tail(audit_args);
   if (apikey_new_cmd->parsed()) return apikey_new(apikey_consumer);
   if (identity_verify_cmd->parsed()) return identity_verify(identity_args);
   if (version_cmd->parsed()) return version();
