@@ -442,6 +442,8 @@ bool Log::Impl::recover(std::vector<std::string>& notes, std::string& rotated_fr
     return false;
   }
   cps_valid = cf.valid_bytes;
+  // The index and checkpoints files may have just been created: make their names durable too.
+  if (!files::fsync_dir(opt.dir, error)) return false;
 
   // 8. Writer state: the next frames go to a fresh segment after the last one.
   seg_id = segs.empty() ? 0 : segs.back().id;
