@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -26,6 +27,8 @@
 
 #include "crypto/keys.hpp"
 #include "gateway/config/units.hpp"
+#include "policies/authn/api_keys.hpp"
+#include "policies/authz/authz_stage.hpp"
 
 namespace gerbang::config {
 
@@ -435,7 +438,7 @@ class Loader {
     };
   }
 
-  enum class FileKind { certificate, ca, key, output };
+  enum class FileKind { certificate, ca, key, output, jwks };
 
   // Resolves against the config's directory and checks the file as far as can be done at load time.
   Handler set_file(std::string& out, FileKind kind) {
@@ -451,8 +454,9 @@ class Loader {
       out = path.lexically_normal().string();
       switch (kind) {
         case FileKind::certificate:
+        case FileKind::jwks:
         case FileKind::ca: {
-          const char* what = kind == FileKind::ca ? "CA file " : "certificate file ";
+          const char* what = kind == FileKind::ca ? "CA file " : kind == FileKind::jwks ? "JWKS file " : "certificate file ";
           std::error_code ec;
           const auto st = fs::status(out, ec);
           if (ec || !fs::exists(st)) {
@@ -513,6 +517,17 @@ class Loader {
              parse_upstream(e, ep, c.upstreams.back());
            });
          }},
+        {"consumers", false, [&](const Node& n, const std::string& p) {
+           each(n, p, 0, 100'000, "consumers", [&](const Node& e, const std::string& ep) {
+             c.consumers.emplace_back();
+             parse_consumer(e, ep, c.consumers.back());
+           });
+         }},
+        {"auth", false, [&](const Node& n, const std::string& p) { parse_auth(n, p, c.auth); }},
+        {"identity", false, [&](const Node& n, const std::string& p) {
+           walk_map(n, p, {{"signing_key", false, set_file(c.identity.signing_key_file, FileKind::key)}});
+         }},
+        {"ratelimit", false, [&](const Node& n, const std::string& p) { parse_ratelimit_backend(n, p, c.ratelimit); }},
     });
     return true;
   }
@@ -613,6 +628,7 @@ class Loader {
          }},
         {"max_connections", false, set_int(l.max_connections, 1, 1'000'000)},
         {"tls", true, [&](const Node& v, const std::string& vp) { parse_listener_tls(v, vp, l.tls); }},
+        {"ip", false, [&](const Node& v, const std::string& vp) { parse_ip_filter(v, vp, l.ip); }},
     });
   }
 
@@ -669,6 +685,20 @@ class Loader {
         {"upstream", true, set_string(r.upstream)},
         {"strip_prefix", false, set_bool(r.strip_prefix)},
         {"max_body", false, set_size(r.max_body_bytes, 0, 1ull << 40)},
+        {"auth", false, [&](const Node& v, const std::string& vp) { parse_route_auth(v, vp, r.policy); }},
+        {"allow", false, [&](const Node& v, const std::string& vp) {
+           each(v, vp, 0, 1000, "rules", [&](const Node& e, const std::string& ep) {
+             r.policy.allow.emplace_back();
+             parse_allow_rule(e, ep, r.policy.allow.back());
+           });
+         }},
+        {"rate_limits", false, [&](const Node& v, const std::string& vp) {
+           each(v, vp, 0, 16, "rate limits", [&](const Node& e, const std::string& ep) {
+             r.policy.rate_limits.emplace_back();
+             parse_rate_limit(e, ep, r.policy.rate_limits.back());
+           });
+         }},
+        {"ip", false, [&](const Node& v, const std::string& vp) { parse_ip_filter(v, vp, r.policy.ip); }},
     });
   }
 
@@ -751,7 +781,377 @@ class Loader {
         {"max_failures", false, set_int(u.max_failures, 1, 100)},
         {"eject_for", false, set_duration(u.eject_for, 1s, 1h)},
         {"retries", false, set_int(u.retries, 0, 5)},
+        {"max_concurrent", false, set_int(u.max_concurrent, 0, 1'000'000)},
+        {"queue_timeout", false, set_duration(u.queue_timeout, 0ms, 10s)},
     });
+  }
+
+  // --- policies (issue #3) ---------------------------------------------------------------------------------
+
+  // A list of strings, each checked by `valid` (which returns "" or what is wrong); duplicates are errors.
+  void string_list(const Node& n, const std::string& p, std::size_t lo, std::size_t hi, std::string_view what,
+                   std::vector<std::string>& out, const std::function<std::string(const std::string&)>& valid) {
+    std::map<std::string, std::string> seen;
+    each(n, p, lo, hi, what, [&](const Node& e, const std::string& ep) {
+      auto s = scalar(e, ep);
+      if (!s) return;
+      if (auto why = valid(*s); !why.empty()) {
+        error(e, ep, why + ", got " + quote(*s));
+      } else if (auto [it, fresh] = seen.emplace(*s, ep); !fresh) {
+        error(e, ep, quote(*s) + " is listed twice (also " + it->second + ")");
+      } else {
+        out.push_back(*s);
+      }
+    });
+  }
+
+  static std::string printable(const std::string& s, std::size_t max) {
+    if (s.empty() || s.size() > max) return "must be 1.." + std::to_string(max) + " characters";
+    if (std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+      return "must not contain control characters";
+    return "";
+  }
+  static std::string no_space(const std::string& s, std::size_t max) {
+    if (s.empty() || s.size() > max || has_control_or_space(s))
+      return "must be 1.." + std::to_string(max) + " characters without spaces or control characters";
+    return "";
+  }
+  // Group names travel in the comma-separated X-Gerbang-Groups header.
+  static std::string group_name(const std::string& s) {
+    if (auto why = no_space(s, 128); !why.empty()) return why;
+    if (s.find(',') != std::string::npos) return "must not contain ','";
+    return "";
+  }
+  static bool is_consumer_id(std::string_view s) {
+    if (s.empty() || s.size() > 64) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+    });
+  }
+
+  void parse_ip_filter(const Node& n, const std::string& p, policies::IpFilterConfig& f) {
+    auto blocks = [&](std::vector<policies::CidrBlock>& out) {
+      return [this, &out](const Node& v, const std::string& vp) {
+        each(v, vp, 0, 100'000, "CIDR blocks", [&](const Node& e, const std::string& ep) {
+          if (auto c = parse_trusted(e, ep)) out.push_back(policies::CidrBlock{c->text, c->v6, c->addr, c->prefix});
+        });
+      };
+    };
+    walk_map(n, p, {{"allow", false, blocks(f.allow)}, {"deny", false, blocks(f.deny)}});
+  }
+
+  void parse_consumer(const Node& n, const std::string& p, policies::ConsumerConfig& c) {
+    walk_map(n, p, {
+        {"id", true, [&](const Node& v, const std::string& vp) {
+           auto s = scalar(v, vp);
+           if (!s) return;
+           c.id = *s;
+           if (!is_consumer_id(*s)) error(v, vp, "must match [a-z0-9_.-]{1,64}, got " + quote(*s));
+         }},
+        {"groups", false, [&](const Node& v, const std::string& vp) {
+           string_list(v, vp, 0, 1000, "groups", c.groups, group_name);
+         }},
+        {"department", false, [&](const Node& v, const std::string& vp) {
+           auto s = scalar(v, vp);
+           if (!s) return;
+           c.department = *s;
+           if (auto why = printable(*s, 128); !why.empty()) error(v, vp, why + ", got " + quote(*s));
+         }},
+        {"credentials", false, [&](const Node& v, const std::string& vp) {
+           walk_map(v, vp, {
+               {"mtls", false, [&](const Node& lv, const std::string& lp) {
+                  each(lv, lp, 0, 1000, "matches", [&](const Node& e, const std::string& ep) {
+                    c.mtls.emplace_back();
+                    parse_mtls_match(e, ep, c.mtls.back());
+                  });
+                }},
+               {"api_keys", false, [&](const Node& lv, const std::string& lp) {
+                  each(lv, lp, 0, 1000, "keys", [&](const Node& e, const std::string& ep) {
+                    c.api_keys.emplace_back();
+                    auto& k = c.api_keys.back();
+                    walk_map(e, ep, {
+                        {"id", true, [&](const Node& kv, const std::string& kp) {
+                           auto s = scalar(kv, kp);
+                           if (!s) return;
+                           k.id = *s;
+                           if (!policies::authn::is_api_key_id(*s))
+                             error(kv, kp, "must match [a-z0-9]{8,32} (the part of the key before the '.'), got " + quote(*s));
+                         }},
+                        {"hash", true, [&](const Node& kv, const std::string& kp) {
+                           auto s = scalar(kv, kp);
+                           if (!s) return;
+                           k.hash = *s;
+                           if (s->starts_with("$argon2"))
+                             error(kv, kp, "password hashes are not accepted for API keys (too slow per request); "
+                                           "create keys with `gerbangctl apikey new`, which prints a \"blake2b:...\" hash");
+                           else if (!policies::authn::parse_api_key_hash(*s))
+                             error(kv, kp, "expected \"blake2b:\" followed by 64 lower-case hex digits (from "
+                                           "`gerbangctl apikey new`), got " + quote(*s));
+                         }},
+                    });
+                  });
+                }},
+               {"jwt", false, [&](const Node& lv, const std::string& lp) {
+                  each(lv, lp, 0, 1000, "subjects", [&](const Node& e, const std::string& ep) {
+                    c.jwt.emplace_back();
+                    auto& j = c.jwt.back();
+                    walk_map(e, ep, {
+                        {"issuer", true, set_string(j.issuer)},
+                        {"subject", true, [&](const Node& kv, const std::string& kp) {
+                           auto s = scalar(kv, kp);
+                           if (!s) return;
+                           j.subject = *s;
+                           if (auto why = printable(*s, 256); !why.empty()) error(kv, kp, why + ", got " + quote(*s));
+                         }},
+                    });
+                  });
+                }},
+           });
+         }},
+    });
+  }
+
+  void parse_mtls_match(const Node& n, const std::string& p, policies::MtlsMatch& m) {
+    auto text = [this](std::string& out, std::size_t max, bool spaces_ok) {
+      return [this, &out, max, spaces_ok](const Node& v, const std::string& vp) {
+        auto s = scalar(v, vp);
+        if (!s) return;
+        out = *s;
+        const auto why = spaces_ok ? printable(*s, max) : no_space(*s, max);
+        if (!why.empty()) error(v, vp, why + ", got " + quote(*s));
+      };
+    };
+    walk_map(n, p, {
+        {"subject", false, text(m.subject, 1024, true)},
+        {"san_dns", false, text(m.san_dns, 253, false)},
+        {"san_uri", false, text(m.san_uri, 1024, false)},
+        {"san_email", false, text(m.san_email, 320, false)},
+        {"fingerprint_sha256", false, [&](const Node& v, const std::string& vp) {
+           auto s = scalar(v, vp);
+           if (!s) return;
+           // Accept the forms tools print ("AB:CD:..." from openssl x509 -fingerprint) and store lower-case hex.
+           std::string hex;
+           bool ok = true;
+           for (char ch : *s) {
+             if (ch == ':') continue;
+             if (ch >= 'A' && ch <= 'F') ch = static_cast<char>(ch - 'A' + 'a');
+             if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) ok = false;
+             hex += ch;
+           }
+           if (!ok || hex.size() != 64)
+             error(v, vp, "expected a SHA-256 fingerprint (64 hex digits, colons allowed), got " + quote(*s));
+           else
+             m.fingerprint_sha256 = hex;
+         }},
+    });
+    if (n.IsNull() || (n.IsMap() && n.size() == 0))
+      error(n, p, "an mtls match needs at least one of subject, san_dns, san_uri, san_email, fingerprint_sha256");
+  }
+
+  void parse_auth(const Node& n, const std::string& p, policies::AuthConfig& a) {
+    walk_map(n, p, {
+        {"api_key_header", false, [&](const Node& v, const std::string& vp) {
+           auto s = scalar(v, vp);
+           if (!s) return;
+           a.api_key_header = *s;
+           static const std::set<std::string, std::less<>> kReserved = {
+               "authorization", "cookie", "host", "content-length", "transfer-encoding", "connection",
+               "content-type", "x-forwarded-for", "x-request-id", "forwarded"};
+           std::string lower;
+           for (char ch : *s) lower += static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+           const bool token = !s->empty() && s->size() <= 64 && std::all_of(s->begin(), s->end(), [](char ch) {
+             return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_';
+           });
+           if (!token)
+             error(v, vp, "expected a header name like \"X-API-Key\" (letters, digits, '-', '_'), got " + quote(*s));
+           else if (kReserved.contains(lower) || lower.starts_with("x-gerbang-"))
+             error(v, vp, quote(*s) + " is reserved for another purpose; choose a dedicated header like \"X-API-Key\"");
+         }},
+        {"jwt_issuers", false, [&](const Node& v, const std::string& vp) {
+           each(v, vp, 0, 100, "issuers", [&](const Node& e, const std::string& ep) {
+             a.jwt_issuers.emplace_back();
+             parse_jwt_issuer(e, ep, a.jwt_issuers.back());
+           });
+         }},
+    });
+  }
+
+  void parse_jwt_issuer(const Node& n, const std::string& p, policies::JwtIssuerConfig& j) {
+    walk_map(n, p, {
+        {"name", true, [&](const Node& v, const std::string& vp) {
+           auto s = scalar(v, vp);
+           if (!s) return;
+           j.name = *s;
+           if (!is_name(*s)) error(v, vp, "must match [a-z0-9_-]{1,64}, got " + quote(*s));
+         }},
+        {"issuer", true, [&](const Node& v, const std::string& vp) {
+           auto s = scalar(v, vp);
+           if (!s) return;
+           j.issuer = *s;
+           if (auto why = no_space(*s, 1024); !why.empty()) error(v, vp, why + ", got " + quote(*s));
+         }},
+        {"audiences", true, [&](const Node& v, const std::string& vp) {
+           string_list(v, vp, 1, 100, "audiences", j.audiences,
+                       [](const std::string& s) { return no_space(s, 1024); });
+         }},
+        {"jwks_file", true, set_file(j.jwks_file, FileKind::jwks)},
+        {"algorithms", false, [&](const Node& v, const std::string& vp) {
+           j.algorithms.clear();
+           string_list(v, vp, 1, 5, "algorithms", j.algorithms, [](const std::string& s) -> std::string {
+             static const std::set<std::string, std::less<>> kAlgs = {"EdDSA", "ES256", "ES384", "RS256", "PS256"};
+             if (kAlgs.contains(s)) return "";
+             if (s == "none" || s.starts_with("HS"))
+               return "is refused (none and HMAC algorithms cannot be used with a public key set); expected one of "
+                      "EdDSA, ES256, ES384, RS256, PS256";
+             return "expected one of EdDSA, ES256, ES384, RS256, PS256";
+           });
+         }},
+        {"leeway", false, [&](const Node& v, const std::string& vp) {
+           Duration d = j.leeway;
+           set_duration(d, 0s, 300s)(v, vp);
+           j.leeway = std::chrono::duration_cast<std::chrono::seconds>(d);
+           if (d.count() % 1000 != 0) error(v, vp, "must be whole seconds, got " + quote(v.Scalar()));
+         }},
+        {"max_lifetime", false, [&](const Node& v, const std::string& vp) {
+           Duration d = j.max_lifetime;
+           set_duration(d, 1min, 30 * 24h)(v, vp);
+           j.max_lifetime = std::chrono::duration_cast<std::chrono::seconds>(d);
+           if (d.count() % 1000 != 0) error(v, vp, "must be whole seconds, got " + quote(v.Scalar()));
+         }},
+        {"max_token_bytes", false, set_size(j.max_token_bytes, 256, 65536)},
+        {"groups_claim", false, [&](const Node& v, const std::string& vp) {
+           auto s = scalar(v, vp);
+           if (!s) return;
+           j.groups_claim = *s;
+           if (auto why = printable(*s, 128); !why.empty()) error(v, vp, why + ", got " + quote(*s));
+         }},
+        {"allow_unknown_subjects", false, set_bool(j.allow_unknown_subjects)},
+    });
+  }
+
+  void parse_ratelimit_backend(const Node& n, const std::string& p, policies::RateLimitBackendConfig& r) {
+    using B = policies::RateLimitBackendConfig::Backend;
+    using F = policies::RateLimitBackendConfig::OnFailure;
+    walk_map(n, p, {
+        {"backend", false, [&](const Node& v, const std::string& vp) {
+           if (auto b = enumeration<B>(v, vp, {{"local", B::local}, {"redis", B::redis}})) r.backend = *b;
+         }},
+        {"redis", false, [&](const Node& v, const std::string& vp) {
+           walk_map(v, vp, {
+               {"address", false, [&](const Node& av, const std::string& ap) {
+                  auto e = endpoint(av, ap);
+                  if (!e) return;
+                  if (e->port == 0 || e->host == "*")
+                    error(av, ap, "the Redis address needs a concrete host and a port in the range 1..65535, got " +
+                                      quote(av.Scalar()));
+                  else
+                    r.redis_address = e->to_string();
+                }},
+               {"timeout", false, set_duration(r.redis_timeout, 1ms, 10s)},
+           });
+         }},
+        {"on_failure", false, [&](const Node& v, const std::string& vp) {
+           if (auto f = enumeration<F>(v, vp, {{"local", F::local}, {"deny", F::deny}})) r.on_failure = *f;
+         }},
+        {"max_keys", false, set_int(r.max_keys, 1000, 100'000'000)},
+    });
+  }
+
+  void parse_route_auth(const Node& n, const std::string& p, policies::RoutePolicyConfig& rp) {
+    rp.has_auth = true;
+    walk_map(n, p, {
+        {"methods", false, [&](const Node& v, const std::string& vp) {
+           string_list(v, vp, 0, 3, "methods", rp.auth.methods, [](const std::string& s) -> std::string {
+             if (s == "mtls" || s == "api_key" || s == "jwt") return "";
+             return "expected one of mtls, api_key, jwt";
+           });
+         }},
+        {"anonymous", false, set_bool(rp.auth.anonymous)},
+        {"api_key_in_query", false, set_bool(rp.auth.api_key_in_query)},
+    });
+  }
+
+  void parse_allow_rule(const Node& n, const std::string& p, policies::AllowRule& a) {
+    const std::size_t errors_before = diags_.errors().size();
+    walk_map(n, p, {
+        {"consumers", false, [&](const Node& v, const std::string& vp) {
+           string_list(v, vp, 0, 100'000, "consumers", a.consumers, [](const std::string& s) -> std::string {
+             if (s == policies::authz::any_authenticated || s == policies::authz::anonymous || is_consumer_id(s)) return "";
+             return "expected a consumer id, \"*authenticated*\" or \"*anonymous*\"";
+           });
+         }},
+        {"groups", false, [&](const Node& v, const std::string& vp) {
+           string_list(v, vp, 0, 1000, "groups", a.groups, group_name);
+         }},
+        {"methods", false, [&](const Node& v, const std::string& vp) {
+           string_list(v, vp, 0, 100, "methods", a.methods, [](const std::string& s) -> std::string {
+             return is_method(s) ? "" : "expected an upper-case method token like \"GET\"";
+           });
+         }},
+    });
+    if (a.consumers.empty() && a.groups.empty() && diags_.errors().size() == errors_before)
+      error(n, p, "an allow rule needs consumers or groups (it would match nobody)");
+  }
+
+  void parse_rate_limit(const Node& n, const std::string& p, policies::RateLimitRule& r) {
+    bool named = false;
+    std::string rate_text;
+    walk_map(n, p, {
+        {"name", false, [&](const Node& v, const std::string& vp) {
+           auto s = scalar(v, vp);
+           if (!s) return;
+           named = true;
+           r.name = *s;
+           const bool ok = !s->empty() && s->size() <= 64 && std::all_of(s->begin(), s->end(), [](char ch) {
+             return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.' || ch == '/';
+           });
+           if (!ok) error(v, vp, "must match [A-Za-z0-9_./-]{1,64}, got " + quote(*s));
+         }},
+        {"key", false, [&](const Node& v, const std::string& vp) {
+           using K = policies::RateKeyPart;
+           const std::vector<std::pair<std::string_view, K>> parts = {
+               {"consumer", K::consumer}, {"client_ip", K::client_ip}, {"route", K::route}};
+           r.key.clear();
+           if (v.IsSequence()) {
+             each(v, vp, 1, 3, "key parts", [&](const Node& e, const std::string& ep) {
+               auto k = enumeration<K>(e, ep, parts);
+               if (!k) return;
+               if (std::find(r.key.begin(), r.key.end(), *k) != r.key.end())
+                 error(e, ep, quote(e.Scalar()) + " is listed twice");
+               else
+                 r.key.push_back(*k);
+             });
+           } else if (auto k = enumeration<K>(v, vp, parts)) {
+             r.key.push_back(*k);
+           }
+         }},
+        {"rate", true, [&](const Node& v, const std::string& vp) {
+           auto s = scalar(v, vp, "a rate");
+           if (!s) return;
+           rate_text = *s;
+           const auto slash = s->find('/');
+           std::uint64_t n = 0;
+           const char* b = s->data();
+           auto [ptr, ec] = std::from_chars(b, b + (slash == std::string::npos ? s->size() : slash), n);
+           const std::string unit = slash == std::string::npos ? "" : s->substr(slash + 1);
+           static const std::map<std::string, std::chrono::milliseconds, std::less<>> kPeriods = {
+               {"s", 1s}, {"m", 1min}, {"h", 1h}, {"d", 24h}};
+           auto period = kPeriods.find(unit);
+           if (slash == std::string::npos || slash == 0 || (*s)[0] == '+' || ec != std::errc{} || ptr != b + slash ||
+               period == kPeriods.end()) {
+             error(v, vp, "expected a rate like \"10/s\", \"100/m\", \"1000/h\" or \"5/d\", got " + quote(*s));
+             return;
+           }
+           if (n < 1 || n > 1'000'000'000) {
+             error(v, vp, "the count must be in the range 1..1000000000, got " + quote(*s));
+             return;
+           }
+           r.requests = n;
+           r.period = period->second;
+         }},
+        {"burst", false, set_int(r.burst, 0, 1'000'000'000)},
+    });
+    if (!named && !rate_text.empty()) r.name = rate_text;
   }
 
   // --- rules across fields -----------------------------------------------------------------------------------
@@ -851,6 +1251,103 @@ class Loader {
       if (!u.name.empty() && !used.contains(u.name))
         warning_at(up + ".name", "upstream " + quote(u.name) + " is not used by any route");
     }
+    policy_checks(c);
+  }
+
+  // Identity and policy references (issue #3): consumers, API key ids, JWT issuers, route auth/allow/limits.
+  void policy_checks(const Config& c) {
+    std::map<std::string, std::string> consumer_at, key_at, issuer_name_at, issuer_at, subject_at;
+    std::vector<std::string_view> consumer_ids, issuer_names;
+    for (std::size_t i = 0; i < c.auth.jwt_issuers.size(); ++i) {
+      const auto& j = c.auth.jwt_issuers[i];
+      const std::string jp = index("auth.jwt_issuers", i);
+      if (!j.name.empty()) {
+        issuer_names.push_back(j.name);
+        if (auto [it, fresh] = issuer_name_at.emplace(j.name, jp + ".name"); !fresh)
+          error_at(jp + ".name", "duplicate issuer name " + quote(j.name) + ", already used by " + where(it->second));
+      }
+      if (!j.issuer.empty())
+        if (auto [it, fresh] = issuer_at.emplace(j.issuer, jp + ".issuer"); !fresh)
+          error_at(jp + ".issuer", "issuer " + quote(j.issuer) + " is already configured by " + where(it->second));
+    }
+    for (std::size_t i = 0; i < c.consumers.size(); ++i) {
+      const auto& con = c.consumers[i];
+      const std::string cp = index("consumers", i);
+      if (!con.id.empty()) {
+        consumer_ids.push_back(con.id);
+        if (auto [it, fresh] = consumer_at.emplace(con.id, cp + ".id"); !fresh)
+          error_at(cp + ".id", "duplicate consumer id " + quote(con.id) + ", already used by " + where(it->second));
+      }
+      for (std::size_t k = 0; k < con.api_keys.size(); ++k) {
+        const std::string kp = index(cp + ".credentials.api_keys", k) + ".id";
+        if (con.api_keys[k].id.empty()) continue;
+        if (auto [it, fresh] = key_at.emplace(con.api_keys[k].id, kp); !fresh)
+          error_at(kp, "API key id " + quote(con.api_keys[k].id) + " is already used by " + where(it->second) +
+                           " (key ids must be unique across all consumers)");
+      }
+      for (std::size_t k = 0; k < con.jwt.size(); ++k) {
+        const auto& j = con.jwt[k];
+        const std::string jp = index(cp + ".credentials.jwt", k);
+        if (j.issuer.empty()) continue;
+        if (!issuer_name_at.contains(j.issuer)) {
+          error_at(jp + ".issuer", "no issuer named " + quote(j.issuer) + " in auth.jwt_issuers[]" +
+                                       suggestion(j.issuer, issuer_names));
+          continue;
+        }
+        if (auto [it, fresh] = subject_at.emplace(j.issuer + '\n' + j.subject, jp + ".subject"); !fresh)
+          error_at(jp + ".subject", "subject " + quote(j.subject) + " of issuer " + quote(j.issuer) +
+                                        " already belongs to " + where(it->second));
+      }
+    }
+
+    const bool any_client_certs = std::any_of(c.listeners.begin(), c.listeners.end(), [](const ListenerConfig& l) {
+      return l.tls.client_auth != ClientAuth::off;
+    });
+    for (std::size_t i = 0; i < c.routes.size(); ++i) {
+      const auto& pol = c.routes[i].policy;
+      const std::string rp = index("routes", i);
+      const auto has = [&pol](std::string_view m) {
+        return std::find(pol.auth.methods.begin(), pol.auth.methods.end(), m) != pol.auth.methods.end();
+      };
+      if (!pol.has_auth && !pol.allow.empty())
+        error_at(rp + ".allow", "allow needs auth: add an auth block to " + rp + " (who is calling must be known)");
+      if (pol.has_auth) {
+        if (pol.auth.methods.empty() && !pol.auth.anonymous)
+          error_at(rp + ".auth", "needs at least one of auth.methods (mtls, api_key, jwt), or anonymous: true");
+        if (has("jwt") && c.auth.jwt_issuers.empty())
+          error_at(rp + ".auth.methods", "method jwt needs at least one auth.jwt_issuers[] entry");
+        if (has("mtls") && !any_client_certs)
+          warning_at(rp + ".auth.methods",
+                     "method mtls can never succeed: no listener asks for client certificates (tls.client_auth is off)");
+        if (pol.allow.empty())
+          warning_at(rp + ".auth", "route " + quote(c.routes[i].name) +
+                                       " has auth but no allow rules, so every request is denied (default deny)");
+      }
+      if (pol.auth.api_key_in_query && !has("api_key"))
+        error_at(rp + ".auth.api_key_in_query", "needs api_key in " + rp + ".auth.methods");
+      for (std::size_t j = 0; j < pol.allow.size(); ++j) {
+        for (std::size_t k = 0; k < pol.allow[j].consumers.size(); ++k) {
+          const auto& id = pol.allow[j].consumers[k];
+          if (id == policies::authz::any_authenticated || id == policies::authz::anonymous) continue;
+          if (!consumer_at.contains(id))
+            error_at(index(index(rp + ".allow", j) + ".consumers", k),
+                     "no consumer with id " + quote(id) + " in consumers[]" + suggestion(id, consumer_ids));
+        }
+      }
+      std::map<std::string, std::string> limit_at;
+      for (std::size_t j = 0; j < pol.rate_limits.size(); ++j) {
+        const auto& rl = pol.rate_limits[j];
+        const std::string lp = index(rp + ".rate_limits", j);
+        if (!rl.name.empty())
+          if (auto [it, fresh] = limit_at.emplace(rl.name, lp); !fresh)
+            error_at(lp, "rate limit name " + quote(rl.name) + " is already used by " + where(it->second) +
+                             " (set distinct names)");
+        if (!pol.has_auth && std::find(rl.key.begin(), rl.key.end(), policies::RateKeyPart::consumer) != rl.key.end())
+          warning_at(lp, "key consumer on a route without auth: every caller shares the anonymous bucket");
+      }
+    }
+    if (c.ratelimit.backend == policies::RateLimitBackendConfig::Backend::local && !mark_of("ratelimit.redis").is_null())
+      warning_at("ratelimit.redis", "ignored because ratelimit.backend is local");
   }
 
   std::string file_;
