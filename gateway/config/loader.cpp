@@ -1346,8 +1346,6 @@ class Loader {
           warning_at(lp, "key consumer on a route without auth: every caller shares the anonymous bucket");
       }
     }
-    if (c.ratelimit.backend == policies::RateLimitBackendConfig::Backend::local && !mark_of("ratelimit.redis").is_null())
-      warning_at("ratelimit.redis", "ignored because ratelimit.backend is local");
   }
 
   std::string file_;
