@@ -55,6 +55,8 @@ void write_access_record(spdlog::logger& logger, const AccessRecord& r) {
   str("cipher", r.tls_cipher);
   str("sni", r.sni);
   str("client_cert_sha256", r.client_cert_sha256);
+  str("consumer", r.consumer);
+  str("auth", r.auth_method);
   str("method", r.method);
   str("host", r.host);
   str("path", r.path);
@@ -63,6 +65,7 @@ void write_access_record(spdlog::logger& logger, const AccessRecord& r) {
   str("upstream_target", r.upstream_target);
   num("status", r.status);
   str("reason", policies::to_string(r.reason));
+  str("decided_by", r.decided_by);
   num("bytes_in", r.bytes_in);
   num("bytes_out", r.bytes_out);
   num("duration_us", r.duration_us);

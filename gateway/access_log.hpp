@@ -22,6 +22,9 @@ struct AccessRecord {
   std::string_view tls_cipher;
   std::string sni;
   std::string client_cert_sha256;
+  std::string consumer;
+  std::string_view auth_method;
+  std::string_view decided_by;  // policy stage that denied, "" otherwise
   std::string method;
   std::string host;
   std::string path;  // without the query: it can hold personal data

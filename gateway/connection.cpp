@@ -24,6 +24,8 @@
 #include "gateway/http_codec.hpp"
 #include "gateway/problem.hpp"
 #include "gateway/worker.hpp"
+#include "policies/policy_set.hpp"
+#include "policies/request_context.hpp"
 
 namespace gerbang::gateway {
 
@@ -33,7 +35,7 @@ using policies::Reason;
 
 namespace {
 
-constexpr std::size_t kRelaySize = 16 * 1024;
+constexpr std::size_t kRelaySize = Worker::kRelaySize;
 constexpr std::size_t kHeadReadChunk = 4096;
 constexpr auto kTlsShutdownTimeout = std::chrono::seconds(1);
 
@@ -75,6 +77,43 @@ UpstreamError upstream_error_for(Reason r) {
     case Reason::upstream_overloaded: return UpstreamError::overloaded;
     default: return UpstreamError::reset;
   }
+}
+
+policies::IpAddress to_ip(const net::ip::address& a) {
+  policies::IpAddress ip;
+  ip.text = a.to_string();
+  if (a.is_v4()) {
+    auto b = a.to_v4().to_bytes();
+    std::copy(b.begin(), b.end(), ip.bytes.begin());
+  } else {
+    ip.v6 = true;
+    auto b = a.to_v6().to_bytes();
+    std::copy(b.begin(), b.end(), ip.bytes.begin());
+  }
+  return ip;
+}
+
+// The client address behind trusted proxies: walk X-Forwarded-For from the right, skipping trusted hops; the
+// first untrusted address is the client. Anything unparsable stops the walk (fail to the nearer hop).
+std::optional<net::ip::address> client_from_xff(std::string_view xff, const Generation& gen) {
+  std::optional<net::ip::address> client;
+  while (!xff.empty()) {
+    auto comma = xff.rfind(',');
+    std::string_view item = comma == std::string_view::npos ? xff : xff.substr(comma + 1);
+    xff = comma == std::string_view::npos ? std::string_view{} : xff.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    boost::system::error_code ec;
+    auto addr = net::ip::make_address(item, ec);
+    if (ec) {
+      break;
+    }
+    client = addr;
+    if (!gen.trusted_proxy(addr)) {
+      break;
+    }
+  }
+  return client;
 }
 
 // Writes `data` with the given framing (chunked: size line + data + CRLF). `n == 0` is a no-op.
@@ -161,6 +200,17 @@ class ClientConnection {
   bool head_request_ = false;
   bool http10_ = false;
   std::string method_;
+  std::string target_;  // origin-form target of the current request (views in pctx_ point here)
+  std::string host_;
+
+  // Policy stages.
+  policies::RequestContext pctx_;
+  std::vector<policies::HeaderField> header_views_;
+  policies::PeerCertificate peer_cert_;
+  bool has_peer_cert_ = false;
+  policies::IpAddress peer_addr_;
+  net::ip::address peer_ip_addr_;
+  net::awaitable<bool> run_policies(std::size_t route_index, bool& client_keep_alive, bool body_pending);
 };
 
 net::awaitable<bool> ClientConnection::handshake() {
@@ -192,6 +242,14 @@ net::awaitable<bool> ClientConnection::handshake() {
   buf_.consume(used);
   ls.tls_handshakes.inc();
   tls_ = describe_tls(stream_.native_handle());
+  if (tls_.peer) {
+    peer_cert_.subject = tls_.peer->subject;
+    peer_cert_.fingerprint_sha256 = tls_.peer->fingerprint_sha256;
+    peer_cert_.dns = tls_.peer->dns;
+    peer_cert_.uris = tls_.peer->uris;
+    peer_cert_.emails = tls_.peer->emails;
+    has_peer_cert_ = true;
+  }
   if (tls_.resumed) {
     ls.tls_resumed.inc();
   }
@@ -205,6 +263,8 @@ net::awaitable<void> ClientConnection::run() {
     co_return;
   }
   peer_ip_ = remote.address().to_string();
+  peer_ip_addr_ = remote.address();
+  peer_addr_ = to_ip(remote.address());
   peer_trusted_ = gen_->trusted_proxy(remote.address());
   tcp().socket().set_option(tcp::no_delay(true), ec);
   reg_ = w_.register_connection(&tcp());
@@ -277,6 +337,9 @@ void ClientConnection::finish_request() {
 net::awaitable<bool> ClientConnection::serve_one(bool first) {
   // ---- 1. Read the head: keep-alive idle deadline until the first byte, then the head deadline. ----
   reg_->idle = true;
+  if (relay_) {
+    w_.give_relay_buffer(std::move(relay_));
+  }
   if (w_.draining()) {
     co_await shutdown_tls();
     co_return false;
@@ -409,8 +472,10 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
   }
   buf_.consume(used);
   // Views into buf_ (scan, target, host) are invalid from here on.
-  const std::string target_copy(target);
-  const std::string host_copy(host);
+  target_.assign(target);
+  host_.assign(host);
+  const std::string& target_copy = target_;
+  const std::string& host_copy = host_;
   bool client_keep_alive = p.keep_alive() && !w_.draining();
 
   // ---- 4. Route. ----
@@ -462,15 +527,26 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
     p.body_limit(route.max_body_bytes);
   }
 
-  // ---- 6. The sanitised head for the upstream. ----
+  // ---- 6. Policy stages: ip filter → authn → authz → rate limit. ----
+  if (!(co_await run_policies(match.route, client_keep_alive, has_body_))) {
+    finish_request();
+    if (!client_keep_alive) {
+      co_await shutdown_tls();
+      co_return false;
+    }
+    co_return true;
+  }
+
+  // ---- 7. The sanitised head for the upstream (identity headers from authn appended). ----
   upstream_head_.clear();
   const std::string forward_target =
       route.strip_prefix ? strip_route_prefix(target_copy, route.match.path_prefix) : target_copy;
   build_upstream_request_head(upstream_head_, method_, forward_target, p.get(),
-                              ForwardInfo{peer_ip_, peer_trusted_, host_copy, "https", rec_.request_id},
+                              ForwardInfo{peer_ip_, peer_trusted_, host_copy, "https", rec_.request_id,
+                                          pctx_.upstream_headers},
                               has_body_ ? scan.framing : BodyFraming::none, scan.content_length);
 
-  // ---- 7. Proxy. ----
+  // ---- 8. Proxy. ----
   auto outcome = co_await proxy(match.route, client_keep_alive);
   if (outcome.reason != Reason::none) {
     rec_.reason = outcome.reason;
@@ -506,8 +582,15 @@ net::awaitable<UpstreamOutcome> ClientConnection::proxy(std::size_t route_index,
   auto& ustats = pool.stats();
   rec_.upstream = ucfg.name;
   if (!relay_) {
-    relay_ = std::make_unique_for_overwrite<char[]>(kRelaySize);
+    relay_ = w_.take_relay_buffer();
   }
+  if (!(co_await pool.acquire_slot())) {
+    co_return UpstreamOutcome{Reason::upstream_concurrency_limit};
+  }
+  struct SlotGuard {
+    UpstreamPool& pool;
+    ~SlotGuard() { pool.release_slot(); }
+  } slot_guard{pool};
   std::uint64_t tried = 0;
   bool stale_retry_used = false;
   UpstreamOutcome last;
@@ -601,6 +684,12 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
   auto& up_tcp = conn.lowest();
   auto& p = *parser_;
   const auto t0 = Clock::now();
+  // Registered so a forced shutdown can close it; cleared on every exit from this exchange.
+  reg_->upstream = &up_tcp;
+  struct ClearUpstream {
+    Worker::ConnEntry& entry;
+    ~ClearUpstream() { entry.upstream = nullptr; }
+  } clear_upstream{*reg_};
 
   // ---- Request head, then the body (re-framed from what we parsed). ----
   up_tcp.expires_after(cfg_.timeouts.send);
@@ -746,6 +835,7 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
     client_keep_alive = false;
   }
   ri.close = !client_keep_alive;
+  ri.extra_headers = pctx_.response_headers;
   rec_.status = status;
   out_.clear();
   build_client_response_head(out_, rp.get(), ri);
@@ -827,6 +917,67 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
   }
   upstream_reusable = rp.keep_alive() && !upstream_close_delimited;
   co_return UpstreamOutcome{};
+}
+
+net::awaitable<bool> ClientConnection::run_policies(std::size_t route_index, bool& client_keep_alive,
+                                                    bool body_pending) {
+  auto& p = *parser_;
+  pctx_.reset();
+  pctx_.worker_slot = w_.policy_state();
+  header_views_.clear();
+  for (const auto& f : p.get()) {
+    header_views_.push_back({f.name_string(), f.value()});
+  }
+  auto& rv = pctx_.request;
+  rv.method = method_;
+  rv.target = target_;
+  rv.path = std::string_view(target_).substr(0, target_.find('?'));
+  rv.host = host_;
+  rv.headers = header_views_;
+  rv.peer = peer_addr_;
+  rv.client = peer_addr_;
+  if (peer_trusted_) {
+    if (auto it = p.get().find("X-Forwarded-For"); it != p.get().end()) {
+      if (auto c = client_from_xff(it->value(), *gen_)) {
+        rv.client = to_ip(*c);
+      }
+    }
+  }
+  rv.request_id = rec_.request_id;
+  rv.listener = listener_.name;
+  rv.listener_index = li_;
+  rv.route = cfg_.routes[route_index].name;
+  rv.route_index = route_index;
+  rv.client_cert = has_peer_cert_ ? &peer_cert_ : nullptr;
+  rv.now = std::chrono::system_clock::now();
+
+  auto deny = [&](const policies::Verdict& v, std::string_view stage) -> net::awaitable<bool> {
+    pctx_.decision = v.reason;
+    pctx_.decided_by.assign(stage);
+    rec_.decided_by = pctx_.decided_by;
+    // An unread body would be taken for the next request: close unless there is none.
+    if (body_pending || v.action == policies::Verdict::Action::close) {
+      client_keep_alive = false;
+    }
+    co_await reply_local(v.reason, !client_keep_alive, v.headers);
+    co_return false;
+  };
+  auto listener_verdict = gen_->policies->check_listener(li_, rv.client);
+  if (!listener_verdict.is_next()) {
+    co_return co_await deny(listener_verdict, "ipfilter");
+  }
+  for (const policies::Stage* stage : gen_->policies->route_stages(route_index)) {
+    policies::Verdict v = stage->is_async() ? co_await stage->on_request_head_async(pctx_)
+                                            : stage->on_request_head(pctx_);
+    if (!v.is_next()) {
+      rec_.consumer = pctx_.principal.consumer;
+      rec_.auth_method = policies::to_string(pctx_.principal.method);
+      co_return co_await deny(v, stage->name());
+    }
+  }
+  rec_.consumer = pctx_.principal.consumer;
+  rec_.auth_method = policies::to_string(pctx_.principal.method);
+  co_return true;
 }
 
 }  // namespace

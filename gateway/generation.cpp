@@ -75,6 +75,18 @@ std::shared_ptr<Generation> Generation::build(std::shared_ptr<const config::Conf
     gen->route_upstream.push_back(idx);
   }
   gen->router = std::make_unique<Router>(cfg->routes);
+  policies::PolicySet::Inputs in;
+  in.consumers = &cfg->consumers;
+  in.auth = &cfg->auth;
+  in.identity = &cfg->identity;
+  in.ratelimit = &cfg->ratelimit;
+  for (const auto& r : cfg->routes) {
+    in.routes.push_back({r.name, &r.policy});
+  }
+  for (const auto& l : cfg->listeners) {
+    in.listeners.push_back(&l.ip);
+  }
+  gen->policies = policies::PolicySet::create(in, errors);
   if (errors.size() != before) {
     return nullptr;
   }

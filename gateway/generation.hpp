@@ -12,6 +12,7 @@
 #include "gateway/router.hpp"
 #include "gateway/stats.hpp"
 #include "gateway/tls_context.hpp"
+#include "policies/policy_set.hpp"
 
 namespace gerbang::gateway {
 
@@ -22,6 +23,7 @@ struct Generation {
   std::vector<std::vector<tcp::endpoint>> upstream_endpoints;
   std::vector<std::size_t> route_upstream;                 // route index → upstream index
   std::unique_ptr<Router> router;
+  std::unique_ptr<policies::PolicySet> policies;           // stages per route, listener IP filters
   MetricNames names;
 
   // Builds everything or returns null with every error appended (for --check-config and reload).

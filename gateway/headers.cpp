@@ -153,6 +153,7 @@ void build_upstream_request_head(std::string& out, std::string_view method, std:
   add(out, "X-Forwarded-Host", first_hop("X-Forwarded-Host", fwd.host));
   add(out, "X-Real-IP", first_hop("X-Real-IP", fwd.client_ip));
   add(out, "X-Request-Id", fwd.request_id);
+  out.append(fwd.extra_headers);
   switch (framing) {
     case BodyFraming::content_length:
       fmt::format_to(std::back_inserter(out), "Content-Length: {}\r\n", content_length);
@@ -192,6 +193,7 @@ void build_client_response_head(std::string& out, const http::fields& in_fields,
   if (!info.hsts.empty()) {
     add(out, "Strict-Transport-Security", info.hsts);
   }
+  out.append(info.extra_headers);
   switch (info.framing) {
     case BodyFraming::content_length:
       fmt::format_to(std::back_inserter(out), "Content-Length: {}\r\n", info.content_length);

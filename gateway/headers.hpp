@@ -20,6 +20,7 @@ struct ForwardInfo {
   std::string_view host;        // Host as received
   std::string_view proto = "https";
   std::string_view request_id;
+  std::string_view extra_headers;  // pre-formatted "Name: value\r\n" lines from the policy stages (identity)
 };
 
 // Appends the head sent to the upstream: request line (`method target HTTP/1.1`), sanitised fields,
@@ -37,6 +38,7 @@ struct ResponseHeadInfo {
   std::uint64_t content_length = 0;
   bool keep_upstream_content_length = false;  // HEAD/304: forward the upstream's CL as information
   bool close = false;           // add Connection: close
+  std::string_view extra_headers;  // pre-formatted lines from the policy stages (RateLimit headers)
 };
 
 // Appends the head sent to the client for an upstream response.

@@ -78,11 +78,14 @@ class TicketKeyRing {
     previous_ = current_;
     current_.fill();
   }
-  // Returns 1 (ok), 2 (ok, renew: decrypted with the previous key), 0 (unknown key: full handshake), -1 error.
+  // Returns 2 (ok, issue a new ticket), 0 (unknown key: full handshake), -1 error. Always renewing matters for
+  // TLS 1.3: OpenSSL sends a new ticket after a resumption only when asked to, and clients that chain sessions
+  // (each connection resuming the previous one's ticket) would otherwise fall back to a full handshake every
+  // other time. Tickets are then single-use in practice, as RFC 8446 §C.4 recommends.
   int handle(unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* cctx, EVP_MAC_CTX* hctx, int enc) {
     std::lock_guard lock(mu_);
     const TicketKey* key = nullptr;
-    int rc = 1;
+    const int rc = 2;
     if (enc) {
       key = &current_;
       std::memcpy(key_name, key->name.data(), 16);
@@ -93,7 +96,6 @@ class TicketKeyRing {
       key = &current_;
     } else if (std::memcmp(key_name, previous_.name.data(), 16) == 0) {
       key = &previous_;
-      rc = 2;
     } else {
       return 0;
     }
@@ -107,7 +109,7 @@ class TicketKeyRing {
     }
     const int ok = enc ? EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, key->aes.data(), iv)
                        : EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, key->aes.data(), iv);
-    return ok == 1 ? rc : -1;
+    return ok == 1 ? (enc ? 1 : rc) : -1;
   }
 
  private:

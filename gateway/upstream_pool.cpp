@@ -2,6 +2,8 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "gateway/tls_context.hpp"
@@ -132,6 +134,40 @@ void UpstreamPool::release(std::unique_ptr<UpstreamConn> conn, bool reusable) {
   conn->lowest().expires_never();
   t.idle.push_back(std::move(conn));
   stats_.pool_idle.inc();
+}
+
+net::awaitable<bool> UpstreamPool::acquire_slot() {
+  if (config_.max_concurrent == 0) {
+    co_return true;
+  }
+  if (in_flight_ < config_.max_concurrent) {
+    ++in_flight_;
+    co_return true;
+  }
+  // Queue briefly: release_slot() wakes the oldest waiter by cancelling its timer.
+  net::steady_timer timer(ioc_);
+  timer.expires_after(config_.queue_timeout);
+  waiters_.push_back(&timer);
+  co_await timer.async_wait(use_nothrow);
+  if (auto it = std::find(waiters_.begin(), waiters_.end(), &timer); it != waiters_.end()) {
+    waiters_.erase(it);
+  }
+  if (in_flight_ < config_.max_concurrent) {
+    ++in_flight_;
+    co_return true;
+  }
+  co_return false;
+}
+
+void UpstreamPool::release_slot() {
+  if (config_.max_concurrent == 0) {
+    return;
+  }
+  --in_flight_;
+  if (!waiters_.empty()) {
+    waiters_.front()->cancel();
+    waiters_.pop_front();
+  }
 }
 
 void UpstreamPool::report_success(std::size_t target) { targets_[target].consecutive_failures = 0; }

@@ -6,7 +6,10 @@
 // THREAD SAFETY: none; used only from its worker's thread.
 #pragma once
 
+#include <boost/asio/steady_timer.hpp>
+
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -49,6 +52,11 @@ class UpstreamPool {
   void release(std::unique_ptr<UpstreamConn> conn, bool reusable);
   bool at_capacity(std::size_t target) const;
 
+  // Concurrency limit (max_concurrent requests in flight per upstream per worker): waits up to queue_timeout
+  // for a slot; false = still full (the caller answers 503). Always true when max_concurrent is 0.
+  net::awaitable<bool> acquire_slot();
+  void release_slot();
+
   void report_success(std::size_t target);
   void report_failure(std::size_t target);
   void close_idle();  // shutdown
@@ -73,6 +81,8 @@ class UpstreamPool {
   const UpstreamTls* tls_;
   std::vector<Target> targets_;
   std::size_t next_ = 0;
+  std::uint32_t in_flight_ = 0;
+  std::deque<net::steady_timer*> waiters_;  // requests queued for a slot, oldest first
   UpstreamStats& stats_;
 };
 

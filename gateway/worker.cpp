@@ -1,5 +1,7 @@
 #include "gateway/worker.hpp"
 
+#include "policies/ratelimit/counter_backend.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -16,6 +18,7 @@ Worker::Worker(std::size_t id, std::shared_ptr<const Generation> gen, SharedStat
     pools_.push_back(std::make_unique<UpstreamPool>(*ioc_, cfg.upstreams[u], gen_->upstream_tls[u].get(),
                                                     gen_->upstream_endpoints[u], stats_->upstreams[u]));
   }
+  policy_state_ = gen_->policies->make_worker_state(nullptr);
 }
 
 Worker::~Worker() {
@@ -23,9 +26,17 @@ Worker::~Worker() {
   join();
   // Sockets before their io_context; then the io_context, whose destruction frees any coroutine frame still
   // suspended (each unregisters itself from connections_, which is still alive here).
+  // Order matters: sockets must go before their io_context, and the io_context's destruction frees any
+  // coroutine frame still suspended, whose destructors may still touch the pools (concurrency slots) and
+  // the connection registry. So: acceptors and idle upstream sockets, then the policy state (Redis backend
+  // sockets), then the io_context, then the pools (by now holding no sockets).
   acceptors_.clear();
-  pools_.clear();
+  for (auto& p : pools_) {
+    p->close_idle();
+  }
+  policy_state_.reset();
   ioc_.reset();
+  pools_.clear();
 }
 
 void Worker::start() {
@@ -141,8 +152,26 @@ void Worker::force_close() {
   net::post(*ioc_, [this] {
     for (auto& c : connections_) {
       c.stream->close();
+      if (c.upstream != nullptr) {
+        c.upstream->close();  // a request stuck on a silent upstream ends now, not at response_timeout
+      }
     }
   });
+}
+
+std::unique_ptr<char[]> Worker::take_relay_buffer() {
+  if (free_relay_buffers_.empty()) {
+    return std::make_unique_for_overwrite<char[]>(kRelaySize);
+  }
+  auto b = std::move(free_relay_buffers_.back());
+  free_relay_buffers_.pop_back();
+  return b;
+}
+
+void Worker::give_relay_buffer(std::unique_ptr<char[]> buffer) {
+  if (buffer && free_relay_buffers_.size() < 1024) {  // bounded: ~16 MiB per worker at most
+    free_relay_buffers_.push_back(std::move(buffer));
+  }
 }
 
 std::string Worker::new_request_id() {

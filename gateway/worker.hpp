@@ -58,6 +58,7 @@ class Worker {
   struct ConnEntry {
     TcpStream* stream = nullptr;
     bool idle = true;  // waiting for the next request (safe to close on drain)
+    TcpStream* upstream = nullptr;  // the upstream connection in use, if any (closed too by force_close)
   };
   std::list<ConnEntry>::iterator register_connection(TcpStream* stream);
   void unregister_connection(std::list<ConnEntry>::iterator it);
@@ -65,8 +66,15 @@ class Worker {
   WorkerStats& mutable_stats() noexcept { return *stats_; }
   const std::shared_ptr<const Generation>& generation() const noexcept { return gen_; }
   UpstreamPool& pool(std::size_t upstream) { return *pools_[upstream]; }
+  policies::WorkerState* policy_state() noexcept { return policy_state_.get(); }
   SharedState& shared() noexcept { return shared_; }
   std::string new_request_id();
+
+  // Relay buffers (16 KiB) are lent per request and returned, so idle connections hold none and the steady
+  // state allocates nothing.
+  static constexpr std::size_t kRelaySize = 16 * 1024;
+  std::unique_ptr<char[]> take_relay_buffer();
+  void give_relay_buffer(std::unique_ptr<char[]> buffer);
 
  private:
   net::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::size_t listener, bool redirect);
@@ -79,8 +87,10 @@ class Worker {
   SharedState& shared_;
   std::unique_ptr<WorkerStats> stats_;
   std::vector<std::unique_ptr<UpstreamPool>> pools_;
+  std::unique_ptr<policies::WorkerState> policy_state_;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
   std::list<ConnEntry> connections_;
+  std::vector<std::unique_ptr<char[]>> free_relay_buffers_;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::atomic<std::size_t> open_{0};
   bool draining_ = false;
