@@ -65,6 +65,16 @@ bool idempotent(std::string_view m) {
   return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
 }
 
+bool uses_api_keys(const config::RouteConfig& route) {
+  for (const auto& m : route.policy.auth.methods) {
+    if (m == "api_key") {
+      return true;
+    }
+  }
+  return false;
+}
+
+
 std::string_view buffer_view(const beast::flat_buffer& b) {
   return {static_cast<const char*>(b.data().data()), b.size()};
 }
@@ -171,6 +181,9 @@ class ClientConnection {
   Clock::time_point body_deadline() const;
 
   TcpStream& tcp() { return stream_.next_layer(); }
+  std::string_view credential_field(const config::RouteConfig& route) const {
+    return uses_api_keys(route) ? std::string_view(cfg_.auth.api_key_header) : std::string_view{};
+  }
 
   Worker& w_;
   std::shared_ptr<const Generation> gen_;
@@ -543,7 +556,7 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
       route.strip_prefix ? strip_route_prefix(target_copy, route.match.path_prefix) : target_copy;
   build_upstream_request_head(upstream_head_, method_, forward_target, p.get(),
                               ForwardInfo{peer_ip_, peer_trusted_, host_copy, "https", rec_.request_id,
-                                          pctx_.upstream_headers},
+                                          pctx_.upstream_headers, credential_field(route)},
                               has_body_ ? scan.framing : BodyFraming::none, scan.content_length);
 
   // ---- 8. Proxy. ----
@@ -954,6 +967,9 @@ net::awaitable<bool> ClientConnection::run_policies(std::size_t route_index, boo
   auto deny = [&](const policies::Verdict& v, std::string_view stage) -> net::awaitable<bool> {
     pctx_.decision = v.reason;
     pctx_.decided_by.assign(stage);
+    // The detail (which check failed) goes to the debug log only: never to the client (no oracle).
+    spdlog::debug("request {}: {} denied with {}{}{}", rec_.request_id, stage, policies::to_string(v.reason),
+                  pctx_.deny_detail.empty() ? "" : ": ", pctx_.deny_detail);
     rec_.decided_by = pctx_.decided_by;
     // An unread body would be taken for the next request: close unless there is none.
     if (body_pending || v.action == policies::Verdict::Action::close) {

@@ -101,6 +101,9 @@ void build_upstream_request_head(std::string& out, std::string_view method, std:
         iequals(name, "x-request-id")) {
       continue;
     }
+    if (!fwd.credential_field.empty() && iequals(name, fwd.credential_field)) {
+      continue;  // the department never sees the caller's gateway API key
+    }
     if (check_nominated && !iequals(name, "host") && nominated_by_connection(in_fields, name)) {
       continue;
     }

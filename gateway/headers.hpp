@@ -21,6 +21,7 @@ struct ForwardInfo {
   std::string_view proto = "https";
   std::string_view request_id;
   std::string_view extra_headers;  // pre-formatted "Name: value\r\n" lines from the policy stages (identity)
+  std::string_view credential_field;  // a field holding a gateway credential (the API key header): not forwarded
 };
 
 // Appends the head sent to the upstream: request line (`method target HTTP/1.1`), sanitised fields,

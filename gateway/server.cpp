@@ -21,6 +21,7 @@
 
 #include "gateway/access_log.hpp"
 #include "gateway/worker.hpp"
+#include "policies/ratelimit/worker_buckets.hpp"
 
 namespace gerbang::gateway {
 
@@ -67,6 +68,29 @@ bool open_acceptor(tcp::acceptor& a, const tcp::endpoint& ep, std::string& error
   return true;
 }
 
+void append_policy_metrics(std::string& out, const std::vector<std::unique_ptr<Worker>>& workers) {
+  using policies::ratelimit::RateLimitStats;
+  auto family = [&](std::string_view name, std::string_view help, auto member) {
+    std::uint64_t total = 0;
+    for (const auto& w : workers) {
+      if (const auto* s = w->ratelimit_stats()) {
+        total += (s->*member).get();
+      }
+    }
+    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} counter\n{} {}\n", name, help, name, name, total);
+  };
+  family("gerbang_ratelimit_allowed_total", "Requests within every rate limit", &RateLimitStats::allowed);
+  family("gerbang_ratelimit_denied_total", "Requests answered 429", &RateLimitStats::denied);
+  family("gerbang_ratelimit_shared_decisions_total", "Decisions answered by the shared counter store",
+         &RateLimitStats::shared_decisions);
+  family("gerbang_ratelimit_backend_failures_total", "Shared counter store failures (unreachable, timeout)",
+         &RateLimitStats::backend_failures);
+  family("gerbang_ratelimit_degraded_total", "Decisions taken locally because the shared store failed",
+         &RateLimitStats::degraded);
+  family("gerbang_ratelimit_backend_unavailable_total", "Requests refused (503) because the store failed",
+         &RateLimitStats::backend_unavailable);
+}
+
 struct AdminContext {
   std::shared_ptr<const Generation> gen;
   std::vector<std::unique_ptr<Worker>>* workers;
@@ -104,6 +128,7 @@ net::awaitable<void> serve_admin(AdminContext ctx, tcp::socket socket) {
         stats.push_back(&w->stats());
       }
       body = render_prometheus(ctx.gen->names, stats, ready);
+      append_policy_metrics(body, *ctx.workers);
       content_type = "text/plain; version=0.0.4; charset=utf-8";
     } else {
       status = 404;

@@ -1,6 +1,9 @@
 #include "gateway/worker.hpp"
 
+#include "gateway/redis_backend.hpp"
 #include "policies/ratelimit/counter_backend.hpp"
+#include "policies/ratelimit/ratelimit_stage.hpp"
+#include "policies/ratelimit/worker_buckets.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
@@ -18,7 +21,21 @@ Worker::Worker(std::size_t id, std::shared_ptr<const Generation> gen, SharedStat
     pools_.push_back(std::make_unique<UpstreamPool>(*ioc_, cfg.upstreams[u], gen_->upstream_tls[u].get(),
                                                     gen_->upstream_endpoints[u], stats_->upstreams[u]));
   }
-  policy_state_ = gen_->policies->make_worker_state(nullptr);
+  std::unique_ptr<policies::ratelimit::CounterBackend> shared_counters;
+  if (cfg.ratelimit.backend == policies::RateLimitBackendConfig::Backend::redis) {
+    std::string error;
+    // Validated at load; a failure here would be a bug, and the stage then decides locally or denies.
+    if (auto redis = RedisBackend::create(*ioc_, cfg.ratelimit, error)) {
+      shared_counters = std::move(redis);
+    } else {
+      spdlog::error("ratelimit: cannot use Redis at {}: {}", cfg.ratelimit.redis_address, error);
+    }
+  }
+  policy_state_ = gen_->policies->make_worker_state(std::move(shared_counters));
+  if (auto* hb = dynamic_cast<policies::ratelimit::HasWorkerBuckets*>(policy_state_.get())) {
+    ratelimit_stats_ = &hb->buckets().stats();
+    hb->buckets().set_warning_sink([](std::string_view message) { spdlog::warn("ratelimit: {}", message); });
+  }
 }
 
 Worker::~Worker() {

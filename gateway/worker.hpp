@@ -19,6 +19,7 @@
 #include "gateway/upstream_pool.hpp"
 
 namespace spdlog { class logger; }
+namespace gerbang::policies::ratelimit { struct RateLimitStats; }
 
 namespace gerbang::gateway {
 
@@ -67,6 +68,8 @@ class Worker {
   const std::shared_ptr<const Generation>& generation() const noexcept { return gen_; }
   UpstreamPool& pool(std::size_t upstream) { return *pools_[upstream]; }
   policies::WorkerState* policy_state() noexcept { return policy_state_.get(); }
+  // Rate-limit counters of this worker (relaxed atomics, readable from the admin thread); null if none.
+  const policies::ratelimit::RateLimitStats* ratelimit_stats() const noexcept { return ratelimit_stats_; }
   SharedState& shared() noexcept { return shared_; }
   std::string new_request_id();
 
@@ -88,6 +91,7 @@ class Worker {
   std::unique_ptr<WorkerStats> stats_;
   std::vector<std::unique_ptr<UpstreamPool>> pools_;
   std::unique_ptr<policies::WorkerState> policy_state_;
+  const policies::ratelimit::RateLimitStats* ratelimit_stats_ = nullptr;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
   std::list<ConnEntry> connections_;
   std::vector<std::unique_ptr<char[]>> free_relay_buffers_;
