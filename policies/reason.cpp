@@ -44,6 +44,11 @@ constexpr std::array<ReasonInfo, kReasonCount> kTable{{
     {"ratelimit.exceeded", 429, "Too Many Requests"},
     {"ratelimit.backend_unavailable", 503, "Service Unavailable"},
     {"upstream.concurrency_limit", 503, "Service Unavailable"},
+    {"audit.unavailable", 503, "Service Unavailable"},
+    {"waf.blocked", 403, "Forbidden"},
+    {"waf.engine_error", 500, "Internal Server Error"},
+    {"waf.body_over_limit", 413, "Content Too Large"},
+    {"waf.redirect", 302, "Found"},
 }};
 
 }  // namespace

@@ -53,6 +53,12 @@ enum class Reason : std::uint8_t {
   ratelimit_exceeded,            // over a rate limit of the route
   ratelimit_backend_unavailable, // shared counter store unreachable and on_failure: deny
   upstream_concurrency_limit,    // no concurrency slot for the upstream within queue_timeout
+  audit_unavailable,             // the exchange could not be recorded and audit.on_failure is reject
+  // WAF (issue #5)
+  waf_blocked,                   // the WAF (block mode) intervened: 403, or the connection is closed (status 444)
+  waf_engine_error,              // the WAF engine failed on this request: fail closed
+  waf_body_over_limit,           // request body past waf.body_inspection_limit with over_limit: reject
+  waf_redirect,                  // the WAF intervened with a redirect: 302 with Location
   count_  // keep last
 };
 

@@ -7,6 +7,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -50,6 +51,9 @@ struct RequestView {
   const PeerCertificate* client_cert = nullptr;  // a verified client certificate, if any
   std::chrono::system_clock::time_point now;
   std::string_view request_id;  // the X-Request-Id the gateway forwards (signed in the identity assertion)
+  std::uint16_t peer_port = 0;     // TCP peer port (WAF: REMOTE_PORT)
+  std::string_view local_address;  // the listener's local address, text (WAF: SERVER_ADDR); "" if unknown
+  std::uint16_t local_port = 0;    // (WAF: SERVER_PORT)
 
   // First value of a header (case-insensitive name), or nullopt.
   std::optional<std::string_view> header(std::string_view name) const noexcept;
@@ -68,6 +72,22 @@ struct Principal {
   std::string credential_id;         // API key id, JWT subject, certificate fingerprint (never the secret)
 };
 
+namespace waf {
+class RequestState;  // the WAF's per-request state (policies/waf/waf_stage.cpp)
+struct RequestStateDeleter {
+  void operator()(RequestState* s) const noexcept;  // defined in policies/waf/waf_stage.cpp
+};
+}  // namespace waf
+
+// What the WAF saw, for the access log, the audit record and metrics. writer: waf
+struct WafRecord {
+  std::string_view mode;           // "" (no WAF on the route), "detect" or "block"
+  int anomaly_score = -1;          // CRS inbound anomaly score after the request phases; -1 = not evaluated
+  bool intervened = false;         // the engine asked to block (in detect mode: it would have blocked)
+  bool body_truncated = false;     // the body went past the inspection limit: the rest was forwarded uninspected
+  std::string messages;            // "942100 SQL Injection Attack Detected via libinjection; 949110 ..." (bounded)
+};
+
 struct RequestContext {
   RequestView request;
 
@@ -78,6 +98,10 @@ struct RequestContext {
   Reason decision = Reason::none;    // writer: the gateway (first denial)
   std::string decided_by;            // writer: the gateway (stage name that denied)
   std::vector<std::uint32_t> waf_rule_ids;  // writer: waf
+  WafRecord waf;                     // writer: waf
+  // writer: waf. The engine transaction between the head, body and response hooks (policies/waf/waf_stage.hpp);
+  // released by waf::finish_request or reset().
+  std::unique_ptr<waf::RequestState, waf::RequestStateDeleter> waf_state;
   void* worker_slot = nullptr;       // per-worker state the gateway hands to stages (see ratelimit)
   // writer: the stage that denies (at most one per request). Why, for the gateway's debug log line only —
   // never sent to the client (no oracle). Points at a string literal, so it costs nothing to set.
@@ -90,6 +114,8 @@ struct RequestContext {
     decision = Reason::none;
     decided_by.clear();
     waf_rule_ids.clear();
+    waf = {};
+    waf_state.reset();
     deny_detail = {};
   }
 };
