@@ -4,7 +4,10 @@
 // progress and minimum rate, each write to the client, upstream connect, upstream response. Bodies stream
 // through one fixed relay buffer; the next read is not issued before the previous write completed, so a
 // slow reader on one side throttles the other instead of growing memory.
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
@@ -24,6 +27,10 @@
 #include "gateway/http_codec.hpp"
 #include "gateway/problem.hpp"
 #include "gateway/worker.hpp"
+#include "audit/log.hpp"
+#include "audit/record.hpp"
+#include "crypto/sha256.hpp"
+#include "crypto/sodium.hpp"
 #include "policies/policy_set.hpp"
 #include "policies/request_context.hpp"
 
@@ -126,6 +133,28 @@ std::optional<net::ip::address> client_from_xff(std::string_view xff, const Gene
   return client;
 }
 
+// Appends a record and resumes the coroutine, on its own executor, once the writer thread says it is
+// durable (or failed). A refused append (queue full, log closed) completes at once with ok = false.
+net::awaitable<audit::Appended> append_and_wait(audit::Log& log, std::string bytes) {
+  auto ex = co_await net::this_coro::executor;
+  co_return co_await net::async_initiate<decltype(net::use_awaitable), void(audit::Appended)>(
+      [&log, ex](auto handler, std::string record) {
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        auto resume = [shared, ex](const audit::Appended& a) {
+          net::post(ex, [shared, a]() mutable { std::move(*shared)(a); });
+        };
+        if (!log.append(std::move(record), resume)) {
+          net::post(ex, [shared]() mutable { std::move(*shared)(audit::Appended{}); });
+        }
+      },
+      net::use_awaitable, std::move(bytes));
+}
+
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 // Writes `data` with the given framing (chunked: size line + data + CRLF). `n == 0` is a no-op.
 template <class Stream>
 net::awaitable<boost::system::error_code> write_body_piece(Stream& s, bool chunked, const char* data, std::size_t n) {
@@ -163,7 +192,8 @@ class ClientConnection {
         li_(listener),
         listener_(cfg_.listeners[listener]),
         stream_(TcpStream(std::move(socket)), gen_->listener_tls[listener]->context()),
-        buf_(cfg_.limits.max_header_bytes + kRelaySize) {}
+        buf_(cfg_.limits.max_header_bytes + kRelaySize),
+        audit_(worker.shared().audit) {}
 
   net::awaitable<void> run();
 
@@ -224,6 +254,16 @@ class ClientConnection {
   policies::IpAddress peer_addr_;
   net::ip::address peer_ip_addr_;
   net::awaitable<bool> run_policies(std::size_t route_index, bool& client_keep_alive, bool body_pending);
+
+  // Audit (null log = off).
+  audit::Record base_record(audit::RecordKind kind) const;
+  net::awaitable<bool> audit_open(bool& client_keep_alive, bool body_pending);
+  void audit_close();
+  audit::Log* audit_ = nullptr;
+  crypto::Sha256 request_hash_;
+  crypto::Sha256 response_hash_;
+  std::optional<std::uint64_t> opened_index_;
+  std::string response_extra_;  // RateLimit headers + X-Gerbang-Receipt for the proxied response
 };
 
 net::awaitable<bool> ClientConnection::handshake() {
@@ -345,6 +385,87 @@ void ClientConnection::finish_request() {
   if (auto& log = w_.shared().access_log) {
     write_access_record(*log, rec_);
   }
+  if (audit_ != nullptr) {
+    audit_close();
+  }
+}
+
+audit::Record ClientConnection::base_record(audit::RecordKind kind) const {
+  audit::Record r;
+  r.kind = kind;
+  r.time_ms = unix_ms();
+  r.request_id = rec_.request_id;
+  r.listener = std::string(rec_.listener);
+  r.client = rec_.client;
+  r.tls_version = std::string(rec_.tls_version);
+  r.tls_cipher = std::string(rec_.tls_cipher);
+  r.client_cert_sha256 = rec_.client_cert_sha256;
+  r.consumer = rec_.consumer;
+  r.auth_method = std::string(rec_.auth_method);
+  r.route = std::string(rec_.route_name);
+  r.upstream = std::string(rec_.upstream);
+  r.method = rec_.method;
+  const bool keep_query = rec_.route < cfg_.routes.size() && cfg_.routes[rec_.route].audit_query;
+  r.path = keep_query ? target_ : rec_.path;
+  return r;
+}
+
+net::awaitable<bool> ClientConnection::audit_open(bool& client_keep_alive, bool body_pending) {
+  auto r = base_record(audit::RecordKind::exchange_open);
+  r.upstream = std::string(cfg_.upstreams[gen_->route_upstream[rec_.route]].name);
+  r.decision = "forward";
+  request_hash_ = crypto::Sha256();
+  response_hash_ = crypto::Sha256();
+  const audit::Appended a = co_await append_and_wait(*audit_, audit::encode(r));
+  if (a.ok) {
+    opened_index_ = a.index;
+    response_extra_.append("X-Gerbang-Receipt: ").append(audit_->receipt(a)).append("\r\n");
+    co_return true;
+  }
+  w_.mutable_stats().audit_failed.inc();
+  if (!cfg_.audit.reject_on_failure) {
+    // on_failure: continue — the operator chose availability over the record; loud in metrics and logs.
+    w_.mutable_stats().audit_degraded.inc();
+    spdlog::error("audit: exchange {} forwarded without an opening record (on_failure: continue)", rec_.request_id);
+    co_return true;
+  }
+  if (body_pending) {
+    client_keep_alive = false;
+  }
+  spdlog::error("audit: cannot record exchange {}; answering 503 (on_failure: reject)", rec_.request_id);
+  co_await reply_local(Reason::audit_unavailable, !client_keep_alive);
+  co_return false;
+}
+
+void ClientConnection::audit_close() {
+  audit::Record r = base_record(opened_index_ ? audit::RecordKind::exchange_close : audit::RecordKind::exchange);
+  r.status = rec_.status;
+  r.reason = rec_.reason == Reason::none ? std::string() : std::string(policies::to_string(rec_.reason));
+  r.bytes_in = rec_.bytes_in;
+  r.bytes_out = rec_.bytes_out;
+  r.duration_us = rec_.duration_us;
+  if (opened_index_) {
+    r.opens = *opened_index_;
+    r.decision = rec_.reason == Reason::none ? "forward" : "error";
+    const auto req = request_hash_.finish();
+    const auto resp = response_hash_.finish();
+    if (rec_.bytes_in > 0) {
+      r.request_body_sha256 = crypto::hex_encode(req);
+    }
+    r.response_body_sha256 = crypto::hex_encode(resp);
+    opened_index_.reset();
+  } else {
+    r.decision = "deny";
+  }
+  for (auto id : pctx_.waf_rule_ids) {
+    r.waf_rule_ids += (r.waf_rule_ids.empty() ? "" : ",") + std::to_string(id);
+  }
+  // Not awaited: the client's answer does not wait for the closing record. A refused append is counted
+  // and logged; the opening record (durable) already proves the exchange happened.
+  if (!audit_->append(audit::encode(r), {})) {
+    w_.mutable_stats().audit_failed.inc();
+    spdlog::error("audit: closing record for {} refused (queue full or log closed)", rec_.request_id);
+  }
 }
 
 net::awaitable<bool> ClientConnection::serve_one(bool first) {
@@ -421,6 +542,9 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
     rec_.client_cert_sha256 = tls_.peer->fingerprint_sha256;
   }
   expect_continue_ = continue_sent_ = has_body_ = body_consumed_ = false;
+  opened_index_.reset();
+  response_extra_.clear();
+  pctx_.reset();
   body_received_ = 0;
   head_request_ = false;
   if (peer_trusted_ && scan.state == HeadScan::State::complete) {
@@ -550,7 +674,18 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
     co_return true;
   }
 
-  // ---- 7. The sanitised head for the upstream (identity headers from authn appended). ----
+  // ---- 7. Audit: the opening record is durable before the upstream sees anything (strict). ----
+  if (audit_ != nullptr && !(co_await audit_open(client_keep_alive, has_body_))) {
+    finish_request();
+    if (!client_keep_alive) {
+      co_await shutdown_tls();
+      co_return false;
+    }
+    co_return true;
+  }
+  response_extra_.append(pctx_.response_headers);
+
+  // ---- 8. The sanitised head for the upstream (identity headers from authn appended). ----
   upstream_head_.clear();
   const std::string forward_target =
       route.strip_prefix ? strip_route_prefix(target_copy, route.match.path_prefix) : target_copy;
@@ -559,7 +694,7 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
                                           pctx_.upstream_headers, credential_field(route)},
                               has_body_ ? scan.framing : BodyFraming::none, scan.content_length);
 
-  // ---- 8. Proxy. ----
+  // ---- 9. Proxy. ----
   auto outcome = co_await proxy(match.route, client_keep_alive);
   if (outcome.reason != Reason::none) {
     rec_.reason = outcome.reason;
@@ -731,6 +866,9 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
       rec_.bytes_in += got;
       if (got > 0) {
         body_consumed_ = true;
+        if (audit_ != nullptr) {
+          request_hash_.update(std::string_view(relay_.get(), got));
+        }
       }
       if (rec) {
         UpstreamOutcome o;
@@ -848,7 +986,7 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
     client_keep_alive = false;
   }
   ri.close = !client_keep_alive;
-  ri.extra_headers = pctx_.response_headers;
+  ri.extra_headers = response_extra_;
   rec_.status = status;
   out_.clear();
   build_client_response_head(out_, rp.get(), ri);
@@ -876,6 +1014,9 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
       ec = {};
     }
     const std::size_t got = kRelaySize - rp.get().body().size;
+    if (audit_ != nullptr && got > 0) {
+      response_hash_.update(std::string_view(relay_.get(), got));
+    }
     bool eof_done = false;
     if (ec && upstream_close_delimited && (ec == http::error::end_of_stream || ec == net::error::eof)) {
       eof_done = true;  // close-delimited body: EOF is its end

@@ -14,12 +14,14 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <functional>
 #include <thread>
 
 #include "gateway/access_log.hpp"
+#include "audit/log.hpp"
 #include "gateway/worker.hpp"
 #include "policies/ratelimit/worker_buckets.hpp"
 
@@ -97,6 +99,24 @@ struct AdminContext {
   SharedState* shared;
 };
 
+void append_audit_metrics(std::string& out, const audit::Log& log) {
+  const auto s = log.stats();
+  auto metric = [&](std::string_view name, std::string_view type, std::string_view help, std::uint64_t v) {
+    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name, type, name, v);
+  };
+  metric("gerbang_audit_records_total", "counter", "Audit records made durable", s.records);
+  metric("gerbang_audit_batches_total", "counter", "Group-commit batches written", s.batches);
+  metric("gerbang_audit_fsyncs_total", "counter", "fdatasync calls on audit segments", s.fsyncs);
+  metric("gerbang_audit_checkpoints_total", "counter", "Signed checkpoints", s.checkpoints);
+  metric("gerbang_audit_write_errors_total", "counter", "Failed audit writes or syncs", s.write_errors);
+  metric("gerbang_audit_rejected_total", "counter", "Audit appends refused (queue full or closed)", s.rejected);
+  metric("gerbang_audit_queue_depth", "gauge", "Records waiting for the writer", s.queue_depth);
+  metric("gerbang_audit_tree_size", "gauge", "Leaves in the audit Merkle tree", s.tree_size);
+  metric("gerbang_audit_healthy", "gauge", "1 while audit writes succeed (alarm on 0)", s.healthy ? 1 : 0);
+  metric("gerbang_audit_batched", "gauge", "1 with durability: batched (records acknowledged before fsync)",
+         s.batched ? 1 : 0);
+}
+
 net::awaitable<void> serve_admin(AdminContext ctx, tcp::socket socket) {
   TcpStream stream(std::move(socket));
   beast::flat_buffer buf(16 * 1024);
@@ -122,6 +142,23 @@ net::awaitable<void> serve_admin(AdminContext ctx, tcp::socket socket) {
     } else if (target == "/readyz") {
       status = ready ? 200 : 503;
       body = ready ? "ready\n" : "draining\n";
+    } else if (target == "/audit/checkpoint" && ctx.shared->audit != nullptr) {
+      body = ctx.shared->audit->latest_checkpoint();
+      status = body.empty() ? 404 : 200;
+    } else if (target.starts_with("/audit/proof?leaf=") && ctx.shared->audit != nullptr) {
+      std::uint64_t leaf = 0;
+      const auto digits = target.substr(std::string_view("/audit/proof?leaf=").size());
+      auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), leaf);
+      auto proof = (ec == std::errc() && ptr == digits.data() + digits.size())
+                       ? ctx.shared->audit->inclusion_proof_json(leaf)
+                       : std::nullopt;
+      if (proof) {
+        body = std::move(*proof);
+        content_type = "application/json";
+      } else {
+        status = 404;
+        body = "no such leaf in the latest checkpoint\n";
+      }
     } else if (target == "/metrics") {
       std::vector<const WorkerStats*> stats;
       for (auto& w : *ctx.workers) {
@@ -129,6 +166,9 @@ net::awaitable<void> serve_admin(AdminContext ctx, tcp::socket socket) {
       }
       body = render_prometheus(ctx.gen->names, stats, ready);
       append_policy_metrics(body, *ctx.workers);
+      if (ctx.shared->audit != nullptr) {
+        append_audit_metrics(body, *ctx.shared->audit);
+      }
       content_type = "text/plain; version=0.0.4; charset=utf-8";
     } else {
       status = 404;
@@ -178,6 +218,37 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
       spdlog::error("cannot open access log {}: {}", cfg.log.access_log, err);
       return 1;
     }
+  }
+
+  std::unique_ptr<audit::Log> audit_log;
+  if (cfg.audit.enabled) {
+    audit::LogOptions o;
+    o.dir = cfg.audit.dir;
+    o.origin = cfg.audit.origin;
+    o.key_file = cfg.audit.key_file;
+    o.durability = cfg.audit.strict ? audit::LogOptions::Durability::strict : audit::LogOptions::Durability::batched;
+    o.batch_interval = cfg.audit.batch_interval;
+    o.checkpoint_interval = cfg.audit.checkpoint_interval;
+    o.checkpoint_every = cfg.audit.checkpoint_every;
+    o.segment_bytes = cfg.audit.segment_bytes;
+    o.queue_capacity = cfg.audit.queue_capacity;
+    o.on_event = [](audit::LogOptions::EventLevel level, const std::string& message) {
+      switch (level) {
+        case audit::LogOptions::EventLevel::info: spdlog::info("audit: {}", message); break;
+        case audit::LogOptions::EventLevel::warn: spdlog::warn("audit: {}", message); break;
+        case audit::LogOptions::EventLevel::error: spdlog::error("audit: {}", message); break;
+      }
+    };
+    std::string error;
+    audit_log = audit::Log::open(o, error);
+    if (!audit_log) {
+      // Fail closed: tampering or an unusable log stops the gateway until an officer acts.
+      spdlog::error("audit: cannot open the log in {}: {}", cfg.audit.dir, error);
+      return 1;
+    }
+    shared.audit = audit_log.get();
+    spdlog::info("audit: log {} open in {} ({} durability), verifier key {}", cfg.audit.origin, cfg.audit.dir,
+                 cfg.audit.strict ? "strict" : "batched", audit_log->verifier_key());
   }
 
   const std::size_t n_workers =
@@ -350,6 +421,9 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
     w->join();
   }
   workers.clear();
+  if (audit_log) {
+    audit_log->close();  // drains, syncs and signs a final checkpoint
+  }
   if (shared.access_log) {
     shared.access_log->flush();
   }

@@ -148,6 +148,12 @@ std::string render_prometheus(const MetricNames& names, const std::vector<const 
                      sum(ws, [&](const WorkerStats& w) -> const Counter& { return w.listeners[l].tls_failures[f]; }));
     }
   }
+  header(out, "gerbang_audit_record_failures_total", "counter", "Audit records that could not be queued or written");
+  fmt::format_to(std::back_inserter(out), "gerbang_audit_record_failures_total {}\n",
+                 sum(ws, [](const WorkerStats& w) -> const Counter& { return w.audit_failed; }));
+  header(out, "gerbang_audit_degraded_total", "counter", "Exchanges forwarded unrecorded (audit.on_failure: continue)");
+  fmt::format_to(std::back_inserter(out), "gerbang_audit_degraded_total {}\n",
+                 sum(ws, [](const WorkerStats& w) -> const Counter& { return w.audit_degraded; }));
   header(out, "gerbang_bugs_total", "counter", "Unexpected exceptions caught at a connection boundary");
   fmt::format_to(std::back_inserter(out), "gerbang_bugs_total {}\n",
                  sum(ws, [](const WorkerStats& w) -> const Counter& { return w.bugs; }));

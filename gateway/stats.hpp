@@ -75,6 +75,8 @@ struct WorkerStats {
   std::vector<ListenerStats> listeners;
   std::array<Counter, policies::kReasonCount> rejections;  // local replies by reason
   Counter bugs;  // exceptions escaping a connection coroutine (gerbang_bugs_total)
+  Counter audit_failed;    // records that could not be queued or written (gerbang_audit_record_failures_total)
+  Counter audit_degraded;  // exchanges forwarded unrecorded under on_failure: continue
 };
 
 struct MetricNames {

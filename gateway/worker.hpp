@@ -20,6 +20,7 @@
 
 namespace spdlog { class logger; }
 namespace gerbang::policies::ratelimit { struct RateLimitStats; }
+namespace gerbang::audit { class Log; }
 
 namespace gerbang::gateway {
 
@@ -29,6 +30,7 @@ struct SharedState {
   std::vector<std::uint16_t> listener_ports;  // bound TLS port per listener (for redirects); set before start
   std::shared_ptr<spdlog::logger> access_log;  // null = off
   std::atomic<bool> draining{false};
+  audit::Log* audit = nullptr;  // null = audit off; thread-safe (append from any thread)
 };
 
 class Worker {

@@ -83,6 +83,7 @@ struct RouteConfig {
   bool strip_prefix = false;              // remove match.path_prefix before forwarding
   std::uint64_t max_body_bytes = 10ull << 20;  // 0..1TiB ("10MiB"); 0 = no body allowed
   policies::RoutePolicyConfig policy;     // auth / allow / rate_limits / ip (issue #3)
+  bool audit_query = false;               // audit_query: keep | drop (default): the query can hold personal data
 };
 
 struct UpstreamTlsConfig {
@@ -127,6 +128,21 @@ struct TimeoutsConfig {
   Duration drain = std::chrono::seconds(30);           // 0..10m, graceful shutdown deadline
 };
 
+// The signed audit trail (issue #4, docs/audit-format.md). Present `audit:` block = enabled.
+struct AuditConfig {
+  bool enabled = false;
+  std::string dir;                        // required; created 0700
+  std::string origin;                     // required: checkpoint origin and key name, no spaces or '+'
+  std::string key_file;                   // required: Ed25519 key from `gerbangctl keys generate --name <origin>`
+  bool strict = true;                     // durability: strict (fsync before forwarding) | batched
+  Duration batch_interval = std::chrono::milliseconds(5);       // batched: sync at least this often, 1ms..1s
+  Duration checkpoint_interval = std::chrono::seconds(1);       // 10ms..1h
+  std::uint64_t checkpoint_every = 0;     // also every N records, 0 = time only
+  std::uint64_t segment_bytes = 64ull << 20;  // 1MiB..4GiB
+  std::uint32_t queue_capacity = 65536;   // 1024..10000000 records queued before 503
+  bool reject_on_failure = true;          // on_failure: reject (503 when a record cannot be written) | continue
+};
+
 struct AdminConfig {
   Endpoint address{"127.0.0.1", 9901};  // must be loopback (non-loopback needs mTLS: not yet supported)
 };
@@ -143,6 +159,7 @@ struct Config {
   std::uint32_t workers = 0;           // 0 = auto (hardware threads); 1..256
   AdminConfig admin;
   LogConfig log;
+  AuditConfig audit;
   LimitsConfig limits;
   TimeoutsConfig timeouts;
   std::vector<Cidr> trusted_proxies;   // peers whose X-Forwarded-*/Forwarded/X-Request-Id are kept

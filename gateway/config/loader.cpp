@@ -528,8 +528,37 @@ class Loader {
            walk_map(n, p, {{"signing_key", false, set_file(c.identity.signing_key_file, FileKind::key)}});
          }},
         {"ratelimit", false, [&](const Node& n, const std::string& p) { parse_ratelimit_backend(n, p, c.ratelimit); }},
+        {"audit", false, [&](const Node& n, const std::string& p) { parse_audit(n, p, c.audit); }},
     });
     return true;
+  }
+
+  void parse_audit(const Node& n, const std::string& p, AuditConfig& a) {
+    a.enabled = true;
+    walk_map(n, p, {
+        {"dir", true, set_file(a.dir, FileKind::output)},
+        {"origin", true, [&](const Node& v, const std::string& vp) {
+           auto s = scalar(v, vp);
+           if (!s) return;
+           if (s->empty() || s->find_first_of(" +\t") != std::string::npos || has_control_or_space(*s))
+             error(v, vp, "must be a non-empty log name without spaces or '+' (like \"audit.kota.go.id/gw-01\"), got " +
+                              quote(*s));
+           else
+             a.origin = *s;
+         }},
+        {"key", true, set_file(a.key_file, FileKind::key)},
+        {"durability", false, [&](const Node& v, const std::string& vp) {
+           if (auto d = enumeration<bool>(v, vp, {{"strict", true}, {"batched", false}})) a.strict = *d;
+         }},
+        {"batch_interval", false, set_duration(a.batch_interval, 1ms, 1s)},
+        {"checkpoint_interval", false, set_duration(a.checkpoint_interval, 10ms, 1h)},
+        {"checkpoint_every", false, set_int(a.checkpoint_every, 0, 1'000'000'000)},
+        {"segment_size", false, set_size(a.segment_bytes, 1ull << 20, 4ull << 30)},
+        {"queue_capacity", false, set_int(a.queue_capacity, 1024, 10'000'000)},
+        {"on_failure", false, [&](const Node& v, const std::string& vp) {
+           if (auto r = enumeration<bool>(v, vp, {{"reject", true}, {"continue", false}})) a.reject_on_failure = *r;
+         }},
+    });
   }
 
   void parse_workers(const Node& n, const std::string& p, Config& c) {
@@ -699,6 +728,9 @@ class Loader {
            });
          }},
         {"ip", false, [&](const Node& v, const std::string& vp) { parse_ip_filter(v, vp, r.policy.ip); }},
+        {"audit_query", false, [&](const Node& v, const std::string& vp) {
+           if (auto k = enumeration<bool>(v, vp, {{"keep", true}, {"drop", false}})) r.audit_query = *k;
+         }},
     });
   }
 
