@@ -2,6 +2,8 @@
 // hygiene, routing and local replies.
 #include <gmock/gmock.h>
 
+#include <thread>
+
 #include "gateway_fixture.hpp"
 
 namespace gerbang::testing {
@@ -286,9 +288,16 @@ TEST_F(ProxyTest, MetricsCountRequestsByRouteAndStatus) {
   for (int i = 0; i < 3; ++i) {
     ASSERT_EQ(c.request("GET", "/m").status, 200u);
   }
-  auto m = gw.admin_get("/metrics");
+  // The exchange is counted just after its last byte is written: poll briefly rather than race it.
+  const std::string want = "gerbang_requests_total{route=\"echo\",status=\"200\"} 3";
+  HttpResponse m;
+  for (int i = 0; i < 100; ++i) {
+    m = gw.admin_get("/metrics");
+    if (m.body.find(want) != std::string::npos) break;
+    std::this_thread::sleep_for(10ms);
+  }
   ASSERT_EQ(m.status, 200u);
-  EXPECT_THAT(m.body, HasSubstr("gerbang_requests_total{route=\"echo\",status=\"200\"} 3"));
+  EXPECT_THAT(m.body, HasSubstr(want));
   EXPECT_THAT(m.body, HasSubstr("gerbang_tls_handshakes_total{listener=\"main\"} 1"));
   EXPECT_THAT(m.body, HasSubstr("gerbang_connections_open{listener=\"main\"} 1"));
   EXPECT_EQ(gw.admin_get("/healthz").status, 200u);
