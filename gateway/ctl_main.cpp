@@ -21,6 +21,7 @@
 #include "audit/reader.hpp"
 #include "audit/signing_key.hpp"
 #include "audit/verifier.hpp"
+#include "certs/ca.hpp"
 #include "certs/dev_ca.hpp"
 #include "crypto/keys.hpp"
 #include "gateway/config/loader.hpp"
@@ -452,6 +453,166 @@ int identity_verify(const IdentityVerifyArgs& a) {
   return exit_ok;
 }
 
+// ---- gerbangctl ca init / cert issue|list|revoke / crl (docs/pki.md) --------------------------------------
+
+struct PkiArgs {
+  std::string dir;
+  std::string passphrase_file;  // passphrase of the CA keys, if they are encrypted
+  // ca init
+  std::string ca_name = "gerbang Security Office";
+  std::string key_type = "ecdsa";  // ecdsa | rsa3072 (also for cert issue)
+  std::vector<std::string> name_constraints;
+  int root_days = 7300;          // 1..36500
+  int intermediate_days = 3650;  // 1..root_days
+  // cert issue
+  std::string name;
+  std::string type = "client";  // client | server
+  std::vector<std::string> sans;
+  int days = 90;  // 1..3650
+  std::string ou;
+  std::string out_dir = ".";
+  bool p12 = false;
+  std::string p12_passphrase_file;
+  // cert revoke
+  std::string serial;
+  std::string reason = "unspecified";
+  // crl
+  int crl_days = 7;  // 1..366
+  std::string out;
+};
+
+gerbang::certs::KeyType pki_key_type(const std::string& s) {
+  return s == "rsa3072" ? gerbang::certs::KeyType::rsa_3072 : gerbang::certs::KeyType::ecdsa_p256;
+}
+
+// Reads --passphrase-file if given; `ok` is false on a bad file.
+std::optional<gerbang::certs::Passphrase> pki_passphrase(const std::string& file, bool& ok, std::string& error) {
+  ok = true;
+  if (file.empty()) return std::nullopt;
+  auto p = gerbang::certs::Passphrase::from_file(file, error);
+  ok = p.has_value();
+  return p;
+}
+
+int ca_init(const PkiArgs& a) {
+  std::string error;
+  bool ok = true;
+  auto pass = pki_passphrase(a.passphrase_file, ok, error);
+  if (!ok) return fail(error);
+  gerbang::certs::CaInitOptions o;
+  o.dir = a.dir;
+  o.name = a.ca_name;
+  o.key_type = pki_key_type(a.key_type);
+  o.passphrase = pass ? &*pass : nullptr;
+  o.name_constraints = a.name_constraints;
+  o.root_days = a.root_days;
+  o.intermediate_days = a.intermediate_days;
+  if (!gerbang::certs::init_ca(o, error)) return fail("ca init: " + error);
+  namespace f = gerbang::certs::ca_files;
+  const std::string d = a.dir.back() == '/' ? a.dir : a.dir + "/";
+  std::cout << "created the CA \"" << a.ca_name << "\" in " << a.dir << " (" << a.key_type
+            << (pass ? ", keys encrypted" : ", keys NOT encrypted") << ")\n"
+            << "  " << d << f::root_cert << "          root CA, " << a.root_days << " days; distribute as a trust anchor\n"
+            << "  " << d << f::root_key << "          root key (0600): it only signs intermediates; move it offline\n"
+            << "  " << d << f::intermediate_cert << "  issuing CA, " << a.intermediate_days << " days\n"
+            << "  " << d << f::intermediate_key << "  issuing key (0600)\n"
+            << "  " << d << f::chain << "      intermediate + root: the gateway's client_ca\n"
+            << "  " << d << f::index << "         certificate database\n";
+  if (!a.name_constraints.empty()) {
+    std::cout << "  name constraints on the issuing CA:";
+    for (const auto& c : a.name_constraints) std::cout << ' ' << c;
+    std::cout << '\n';
+  }
+  return exit_ok;
+}
+
+int cert_issue(const PkiArgs& a) {
+  namespace certs = gerbang::certs;
+  std::string error;
+  if (a.p12 && a.p12_passphrase_file.empty()) return fail("--p12 needs --p12-passphrase-file");
+  if (!a.p12 && !a.p12_passphrase_file.empty()) return fail("--p12-passphrase-file is only used with --p12");
+  // Everything that can fail cheaply fails before a certificate is recorded in the index.
+  if (certs::leaf_files_exist(a.out_dir, a.name, a.p12, error)) return fail(error);
+  bool ok = true;
+  auto p12_pass = pki_passphrase(a.p12_passphrase_file, ok, error);
+  if (!ok) return fail(error);
+  auto ca_pass = pki_passphrase(a.passphrase_file, ok, error);
+  if (!ok) return fail(error);
+  auto ca = certs::CertificateAuthority::open(a.dir, ca_pass ? &*ca_pass : nullptr, error);
+  if (!ca) return fail(error);
+
+  certs::LeafRequest r;
+  r.name = a.name;
+  r.type = a.type == "server" ? certs::CertType::server : certs::CertType::client;
+  r.sans = a.sans;
+  r.ou = a.ou;
+  r.key_type = pki_key_type(a.key_type);
+  r.validity = std::chrono::hours(24) * a.days;
+  auto leaf = ca->issue(r, error);
+  if (!leaf) return fail("cert issue: " + error);
+  auto files = certs::write_leaf_files(*leaf, a.out_dir, a.name, p12_pass ? &*p12_pass : nullptr, error);
+  if (!files)
+    return fail("certificate " + leaf->serial_hex + " was issued and recorded, but writing its files failed: " + error);
+  std::cout << "issued " << a.type << " certificate " << leaf->subject << '\n'
+            << "  serial " << leaf->serial_hex << ", valid " << a.days << " days\n";
+  for (const auto& s : a.sans) std::cout << "  SAN " << s << '\n';
+  std::cout << "  wrote " << files->key << " (0600)\n"
+            << "  wrote " << files->cert << '\n'
+            << "  wrote " << files->chain << " (leaf + intermediate)\n";
+  if (!files->p12.empty()) std::cout << "  wrote " << files->p12 << " (PKCS#12, 0600)\n";
+  return exit_ok;
+}
+
+int cert_list(const PkiArgs& a) {
+  std::string error;
+  auto entries = gerbang::certs::read_index(a.dir, error);
+  if (!entries) return fail(error);
+  const std::time_t now = std::time(nullptr);
+  std::cout << std::left;
+  for (const auto& e : *entries) {
+    std::string status = "valid";
+    if (e.status == gerbang::certs::CertStatus::revoked)
+      status = std::string("revoked ") + gerbang::certs::format_utc(e.revoked_at) + " " +
+               gerbang::certs::revocation_reason_name(e.reason);
+    else if (e.not_after <= now)
+      status = "expired";
+    std::cout << e.serial_hex << "  " << (e.type == gerbang::certs::CertType::server ? "server" : "client") << "  "
+              << gerbang::certs::format_utc(e.not_after) << "  " << e.subject << "  " << status << '\n';
+  }
+  if (entries->empty()) std::cerr << "no certificates issued yet\n";
+  return exit_ok;
+}
+
+int cert_revoke(const PkiArgs& a) {
+  std::string error;
+  auto reason = gerbang::certs::parse_revocation_reason(a.reason);
+  if (!reason) return fail("--reason: unknown reason \"" + a.reason + "\"");
+  if (!gerbang::certs::revoke_certificate(a.dir, a.serial, *reason, std::time(nullptr), error)) return fail(error);
+  std::cout << "revoked " << a.serial << " (" << gerbang::certs::revocation_reason_name(*reason) << ")\n"
+            << "publish a new CRL so gateways refuse it: gerbangctl crl --dir " << a.dir << " --out FILE\n";
+  return exit_ok;
+}
+
+int crl_publish(const PkiArgs& a) {
+  namespace certs = gerbang::certs;
+  std::string error;
+  bool ok = true;
+  auto pass = pki_passphrase(a.passphrase_file, ok, error);
+  if (!ok) return fail(error);
+  auto ca = certs::CertificateAuthority::open(a.dir, pass ? &*pass : nullptr, error);
+  if (!ca) return fail(error);
+  auto pem = ca->make_crl(std::chrono::hours(24) * a.crl_days, error);
+  if (!pem) return fail("crl: " + error);
+  if (!certs::write_file_atomic(a.out, *pem, 0644, error)) return fail(error);
+  // Read it back the way a gateway will, so a broken CRL is caught here and not at reload.
+  const std::string chain = (a.dir.back() == '/' ? a.dir : a.dir + "/") + certs::ca_files::chain;
+  auto loaded = certs::load_crl_file(a.out, chain, std::time(nullptr), error);
+  if (!loaded) return fail("the CRL just written does not check out: " + error);
+  std::cout << "wrote CRL #" << loaded->info.crl_number << " to " << a.out << ": " << loaded->info.revoked
+            << " revoked, next update " << certs::format_utc(loaded->info.next_update) << '\n';
+  return exit_ok;
+}
+
 // ---- gerbangctl version ----------------------------------------------------------------------------------
 
 int version() {
@@ -577,6 +738,71 @@ int main(int argc, char** argv) {
                                   "Request target as received by the gateway, before strip_prefix (default: request line)");
   identity_verify_cmd->add_option("--max-age", identity_args.max_age, "Reject assertions older than this many seconds");
 
+  // Department PKI (docs/pki.md).
+  PkiArgs pki_args;
+  const auto add_ca_dir = [&](CLI::App* c) {
+    c->add_option("--dir", pki_args.dir, "CA directory (see docs/pki.md)")->required();
+  };
+  const auto add_ca_passphrase = [&](CLI::App* c) {
+    c->add_option("--passphrase-file", pki_args.passphrase_file,
+                  "File whose first line is the CA keys' passphrase (mode 0600)");
+  };
+  auto* ca_cmd = app.add_subcommand("ca", "Department certificate authority");
+  ca_cmd->require_subcommand(1);
+  auto* ca_init_cmd = ca_cmd->add_subcommand("init", "Create a root CA and an issuing intermediate in a new directory");
+  add_ca_dir(ca_init_cmd);
+  ca_init_cmd->add_option("--name", pki_args.ca_name, "Organisation running the CA, e.g. \"Kota X Security Office\"")
+      ->capture_default_str();
+  ca_init_cmd->add_option("--key-type", pki_args.key_type, "ecdsa (P-256) or rsa3072")
+      ->check(CLI::IsMember({"ecdsa", "rsa3072"}))->capture_default_str();
+  add_ca_passphrase(ca_init_cmd);
+  ca_init_cmd->add_option("--name-constraints", pki_args.name_constraints,
+                          "Permitted names for the intermediate, comma-separated: DNS:.kota.go.id,email:kota.go.id,"
+                          "URI:.kota.go.id,IP:10.0.0.0/8 (prefix excluded: to exclude)")
+      ->delimiter(',');
+  ca_init_cmd->add_option("--root-days", pki_args.root_days, "Root validity in days")
+      ->check(CLI::Range(1, 36500))->capture_default_str();
+  ca_init_cmd->add_option("--intermediate-days", pki_args.intermediate_days, "Intermediate validity in days")
+      ->check(CLI::Range(1, 36500))->capture_default_str();
+
+  auto* cert_cmd = app.add_subcommand("cert", "Issue, list and revoke certificates of the department CA");
+  cert_cmd->require_subcommand(1);
+  auto* cert_issue_cmd = cert_cmd->add_subcommand("issue", "Issue a key and certificate from the intermediate");
+  add_ca_dir(cert_issue_cmd);
+  add_ca_passphrase(cert_issue_cmd);
+  cert_issue_cmd->add_option("--name", pki_args.name, "Common name and file name, e.g. dinkes")->required();
+  cert_issue_cmd->add_option("--type", pki_args.type, "client (clientAuth) or server (serverAuth)")
+      ->check(CLI::IsMember({"client", "server"}))->capture_default_str();
+  cert_issue_cmd->add_option("--san", pki_args.sans,
+                             "subjectAltNames, comma-separated or repeated: DNS:x,URI:spiffe://...,email:x,IP:x")
+      ->delimiter(',');
+  cert_issue_cmd->add_option("--days", pki_args.days, "Validity in days")->check(CLI::Range(1, 3650))
+      ->capture_default_str();
+  cert_issue_cmd->add_option("--ou", pki_args.ou, "Organizational unit (department)");
+  cert_issue_cmd->add_option("--key-type", pki_args.key_type, "ecdsa (P-256) or rsa3072")
+      ->check(CLI::IsMember({"ecdsa", "rsa3072"}))->capture_default_str();
+  cert_issue_cmd->add_option("--out-dir", pki_args.out_dir, "Where to write NAME.key, NAME.pem, NAME-chain.pem")
+      ->capture_default_str();
+  cert_issue_cmd->add_flag("--p12", pki_args.p12, "Also write NAME.p12 (PKCS#12: key, certificate, intermediate)");
+  cert_issue_cmd->add_option("--p12-passphrase-file", pki_args.p12_passphrase_file,
+                             "File whose first line protects the PKCS#12 bundle (mode 0600)");
+  auto* cert_list_cmd = cert_cmd->add_subcommand("list", "List issued certificates: serial, type, expiry, subject, status");
+  add_ca_dir(cert_list_cmd);
+  auto* cert_revoke_cmd = cert_cmd->add_subcommand("revoke", "Mark a certificate revoked (then publish a CRL)");
+  add_ca_dir(cert_revoke_cmd);
+  cert_revoke_cmd->add_option("SERIAL", pki_args.serial, "Serial number as cert list shows it")->required();
+  cert_revoke_cmd->add_option("--reason", pki_args.reason,
+                              "unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, "
+                              "cessationOfOperation, privilegeWithdrawn")
+      ->capture_default_str();
+
+  auto* crl_cmd = app.add_subcommand("crl", "Publish a CRL of the revoked certificates, signed by the intermediate");
+  add_ca_dir(crl_cmd);
+  add_ca_passphrase(crl_cmd);
+  crl_cmd->add_option("--days", pki_args.crl_days, "Days until nextUpdate")->check(CLI::Range(1, 366))
+      ->capture_default_str();
+  crl_cmd->add_option("--out", pki_args.out, "CRL file to write (PEM, 0644)")->required();
+
   auto* version_cmd = app.add_subcommand("version", "Print the version and library versions");
 
   try {
@@ -598,6 +824,11 @@ int main(int argc, char** argv) {
   if (a_tail->parsed()) return audit_tail(audit_args);
   if (apikey_new_cmd->parsed()) return apikey_new(apikey_consumer);
   if (identity_verify_cmd->parsed()) return identity_verify(identity_args);
+  if (ca_init_cmd->parsed()) return ca_init(pki_args);
+  if (cert_issue_cmd->parsed()) return cert_issue(pki_args);
+  if (cert_list_cmd->parsed()) return cert_list(pki_args);
+  if (cert_revoke_cmd->parsed()) return cert_revoke(pki_args);
+  if (crl_cmd->parsed()) return crl_publish(pki_args);
   if (version_cmd->parsed()) return version();
   return fail("no command given; see --help");
 }
