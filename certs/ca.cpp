@@ -423,6 +423,13 @@ bool add_name_constraints(X509* cert, const std::vector<std::string>& specs, std
       }
     for (const char* prefix : {"permitted:", "permitted;"})
       if (lower(spec).rfind(prefix, 0) == 0) spec.erase(0, std::strlen(prefix));
+    // OpenSSL matches a URI constraint against the URI's host only, so "URI:spiffe://kota.go.id" would match
+    // nothing and silently refuse every URI SAN.
+    if (lower(spec).rfind("uri:", 0) == 0 && spec.find("://") != std::string::npos) {
+      error = "--name-constraints: a URI constraint is a host name (URI:kota.go.id or URI:.kota.go.id), got \"" +
+              spec + "\"";
+      return false;
+    }
     GeneralNamePtr gn = make_general_name(spec, true, error);
     if (!gn) {
       error = "--name-constraints: " + error;
@@ -635,8 +642,6 @@ bool init_ca(const CaInitOptions& o, std::string& error) {
     error = "--name is empty";
     return false;
   }
-  if (!make_directories(o.dir, error) || !make_directories(join_path(o.dir, ca_files::issued_dir), error))
-    return false;
   for (const char* f : {ca_files::root_cert, ca_files::root_key, ca_files::intermediate_key, ca_files::index}) {
     if (file_exists(join_path(o.dir, f))) {
       error = o.dir + " already holds a CA (" + f + " exists); refusing to overwrite it";
@@ -665,6 +670,9 @@ bool init_ca(const CaInitOptions& o, std::string& error) {
     error = openssl_failure("encoding the CA as PEM");
     return false;
   }
+  // Directories only once everything is built, so a refused request leaves nothing behind.
+  if (!make_directories(o.dir, error) || !make_directories(join_path(o.dir, ca_files::issued_dir), error))
+    return false;
   // Keys first and the index last: a directory with an index is a complete CA.
   const struct {
     const char* name;

@@ -360,6 +360,10 @@ TEST_F(PkiTest, NameConstraintsRefuseNamesOutsideThePermittedTrees) {
   EXPECT_EQ(verify(inside->cert.get(), dir_, X509_PURPOSE_SSL_SERVER), X509_V_OK);
   auto c = client("dinkes");
   c.sans = {"email:dinkes@kota.go.id", "URI:https://app.kota.go.id/dinkes"};
+  auto spiffe = client("spiffe");
+  spiffe.sans = {"URI:spiffe://kota.go.id/dinkes"};
+  auto outside_uri = issue(*ca, spiffe);  // the host kota.go.id is not under .kota.go.id
+  EXPECT_EQ(verify(outside_uri->cert.get(), dir_, X509_PURPOSE_SSL_CLIENT), X509_V_ERR_PERMITTED_VIOLATION);
   auto inside_client = issue(*ca, c);
   EXPECT_EQ(verify(inside_client->cert.get(), dir_, X509_PURPOSE_SSL_CLIENT), X509_V_OK);
 
@@ -389,6 +393,9 @@ TEST_F(PkiTest, ExcludedSubtreeAndBadConstraintSyntax) {
   std::string error;
   EXPECT_FALSE(init_ca(bad, error));
   EXPECT_NE(error.find("needs a network"), std::string::npos) << error;
+  bad.name_constraints = {"URI:spiffe://kota.go.id"};
+  EXPECT_FALSE(init_ca(bad, error));
+  EXPECT_NE(error.find("a URI constraint is a host name"), std::string::npos) << error;
 }
 
 TEST_F(PkiTest, ListRevokeAndCrlWithReasonsAndNumbers) {
