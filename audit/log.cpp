@@ -263,6 +263,8 @@ bool Log::Impl::recover(std::vector<std::string>& notes, std::string& rotated_fr
       if (!state) event(Level::warn, "audit state file " + path("state") + " is unreadable; re-reading every segment");
     }
   }
+  // The state's signing key is a candidate signer even when the prefix is re-read (step 5).
+  const std::optional<std::string> state_key = state ? std::optional<std::string>(state->key) : std::nullopt;
   if (state && state->frontier.size() > cp_size) {
     error = "tampering or damage: the state file records a checkpoint of size " +
             std::to_string(state->frontier.size()) + " but checkpoints.log ends at size " + std::to_string(cp_size) +
@@ -274,6 +276,7 @@ bool Log::Impl::recover(std::vector<std::string>& notes, std::string& rotated_fr
   std::size_t start_pos = 0;
   std::uint64_t start_off = files::segment_header_bytes;
   if (state && leaves_bytes < state->frontier.size() * sizeof(Hash)) state.reset();  // index lost: rebuild it
+  if (opt.verify_on_open) state.reset();  // re-read the signed prefix: damage there must stop the start
   if (state && state->frontier.size() > 0) {
     auto it = std::find_if(segs.begin(), segs.end(), [&](const auto& s) { return s.id == state->segment; });
     if (it == segs.end()) {
@@ -373,7 +376,7 @@ bool Log::Impl::recover(std::vector<std::string>& notes, std::string& rotated_fr
   // 5. Who signed the last checkpoint: this key, the key in the state file, or one the log announced.
   if (last_cp) {
     std::vector<std::string> candidates{vkey};
-    if (state) candidates.push_back(state->key);
+    if (state_key) candidates.push_back(*state_key);
     candidates.insert(candidates.end(), announced.rbegin(), announced.rend());
     std::string signed_by;
     for (const auto& c : candidates) {

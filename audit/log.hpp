@@ -33,6 +33,11 @@ struct LogOptions {
   std::uint64_t checkpoint_every = 0;                   // also after this many records (0 = time only)
   std::uint64_t segment_bytes = 64ULL << 20;            // start a new segment file beyond this size
   std::size_t queue_capacity = 65536;                   // append() refuses beyond this many queued records
+  // Re-read and re-hash the whole signed prefix at open (CRCs, records, root against the last signed
+  // checkpoint), so a record altered while the gateway was down stops it from starting. The saved state is
+  // then only a cross-check. false trusts the state file and re-reads only the unsigned tail: faster starts
+  // for very large logs, at the price of finding such damage only with `gerbangctl audit verify`.
+  bool verify_on_open = true;
   // Unix time in ms for the records the log writes itself (start, recovery, key_rotation). Tests inject it.
   std::function<std::int64_t()> now_ms;
   // Operator-relevant events (write failures, recovery, checkpoint failures), for the caller's logger

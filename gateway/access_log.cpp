@@ -66,6 +66,7 @@ void write_access_record(spdlog::logger& logger, const AccessRecord& r) {
   num("status", r.status);
   str("reason", policies::to_string(r.reason));
   str("decided_by", r.decided_by);
+  str("waf_rules", r.waf_rules);
   num("bytes_in", r.bytes_in);
   num("bytes_out", r.bytes_out);
   num("duration_us", r.duration_us);

@@ -25,6 +25,7 @@ struct AccessRecord {
   std::string consumer;
   std::string_view auth_method;
   std::string_view decided_by;  // policy stage that denied, "" otherwise
+  std::string waf_rules;        // matched WAF rule ids, comma-separated
   std::string method;
   std::string host;
   std::string path;  // without the query: it can hold personal data

@@ -33,6 +33,7 @@
 #include "crypto/sodium.hpp"
 #include "policies/policy_set.hpp"
 #include "policies/request_context.hpp"
+#include "policies/waf/waf_stage.hpp"
 
 namespace gerbang::gateway {
 
@@ -253,6 +254,11 @@ class ClientConnection {
   bool has_peer_cert_ = false;
   policies::IpAddress peer_addr_;
   net::ip::address peer_ip_addr_;
+  std::uint16_t peer_port_ = 0;
+  std::string local_ip_;
+  std::uint16_t local_port_ = 0;
+  std::string waf_body_;  // request body held for WAF inspection before the upstream is contacted
+  net::awaitable<bool> waf_inspect_body(bool& client_keep_alive);
   net::awaitable<bool> run_policies(std::size_t route_index, bool& client_keep_alive, bool body_pending);
 
   // Audit (null log = off).
@@ -317,6 +323,11 @@ net::awaitable<void> ClientConnection::run() {
   }
   peer_ip_ = remote.address().to_string();
   peer_ip_addr_ = remote.address();
+  peer_port_ = remote.port();
+  if (auto local = tcp().socket().local_endpoint(ec); !ec) {
+    local_ip_ = local.address().to_string();
+    local_port_ = local.port();
+  }
   peer_addr_ = to_ip(remote.address());
   peer_trusted_ = gen_->trusted_proxy(remote.address());
   tcp().socket().set_option(tcp::no_delay(true), ec);
@@ -373,6 +384,16 @@ net::awaitable<void> ClientConnection::reply_local(Reason reason, bool close, st
 }
 
 void ClientConnection::finish_request() {
+  policies::waf::finish_request(pctx_);  // logging phase, final rule ids; no-op without a WAF transaction
+  for (auto id : pctx_.waf_rule_ids) {
+    w_.mutable_stats().waf_rules.record(id);
+  }
+  if (!pctx_.waf_rule_ids.empty()) {
+    rec_.waf_rules.clear();
+    for (auto id : pctx_.waf_rule_ids) {
+      rec_.waf_rules += (rec_.waf_rules.empty() ? "" : ",") + std::to_string(id);
+    }
+  }
   const auto now = Clock::now();
   rec_.duration_us = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(now - start_).count());
@@ -388,6 +409,65 @@ void ClientConnection::finish_request() {
   if (audit_ != nullptr) {
     audit_close();
   }
+}
+
+net::awaitable<bool> ClientConnection::waf_inspect_body(bool& client_keep_alive) {
+  auto& p = *parser_;
+  if (!relay_) {
+    relay_ = w_.take_relay_buffer();
+  }
+  if (expect_continue_ && !continue_sent_) {
+    continue_sent_ = true;  // the WAF needs the body before any upstream is chosen
+    if (!(co_await write_client("HTTP/1.1 100 Continue\r\n\r\n"))) {
+      client_keep_alive = false;
+      co_return false;
+    }
+  }
+  body_start_ = Clock::now();
+  while (policies::waf::needs_body(pctx_) && !p.is_done()) {
+    p.get().body().data = relay_.get();
+    p.get().body().size = kRelaySize;
+    tcp().expires_at(body_deadline());
+    auto [ec, n] = co_await http::async_read_some(stream_, buf_, p, use_nothrow);
+    if (ec == http::error::need_buffer) {
+      ec = {};
+    }
+    const std::size_t got = kRelaySize - p.get().body().size;
+    body_received_ += got;
+    rec_.bytes_in += got;
+    if (got > 0) {
+      body_consumed_ = true;
+      waf_body_.append(relay_.get(), got);
+      if (audit_ != nullptr) {
+        request_hash_.update(std::string_view(relay_.get(), got));
+      }
+    }
+    if (ec) {
+      client_keep_alive = false;
+      Reason r = ec == http::error::body_limit   ? Reason::limits_body_too_large
+                 : ec == beast::error::timeout   ? Reason::http_body_timeout
+                 : ec == http::error::partial_message || ec == net::error::eof ? Reason::upstream_reset
+                                                                              : Reason::http_bad_chunk;
+      rec_.reason = r;
+      if (r == Reason::http_body_timeout || r == Reason::upstream_reset) {
+        rec_.status = r == Reason::http_body_timeout ? 408 : 400;  // the socket is gone: record only
+      } else {
+        co_await reply_local(r, true);
+      }
+      co_return false;
+    }
+    const auto v = policies::waf::feed_body(
+        pctx_, std::as_bytes(std::span<const char>(relay_.get(), got)), p.is_done());
+    if (!v.is_next()) {
+      client_keep_alive = false;  // the rest of the body is unread
+      pctx_.decision = v.reason;
+      pctx_.decided_by = "waf";
+      rec_.decided_by = pctx_.decided_by;
+      co_await reply_local(v.reason, true, v.headers);
+      co_return false;
+    }
+  }
+  co_return true;
 }
 
 audit::Record ClientConnection::base_record(audit::RecordKind kind) const {
@@ -674,6 +754,17 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
     co_return true;
   }
 
+  // ---- 6b. WAF body inspection: the body is held (bounded) and inspected before any upstream sees it. ----
+  waf_body_.clear();
+  if (policies::waf::needs_body(pctx_) && !(co_await waf_inspect_body(client_keep_alive))) {
+    finish_request();
+    if (!client_keep_alive) {
+      co_await shutdown_tls();
+      co_return false;
+    }
+    co_return true;
+  }
+
   // ---- 7. Audit: the opening record is durable before the upstream sees anything (strict). ----
   if (audit_ != nullptr && !(co_await audit_open(client_keep_alive, has_body_))) {
     finish_request();
@@ -852,6 +943,13 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
       co_return UpstreamOutcome{Reason::upstream_reset, false, true, true};
     }
     const bool chunked = p.chunked();
+    if (!waf_body_.empty()) {
+      // What the WAF inspected goes first, then the rest streams as usual.
+      up_tcp.expires_after(cfg_.timeouts.send);
+      if (co_await write_body_piece(us, chunked, waf_body_.data(), waf_body_.size())) {
+        co_return UpstreamOutcome{Reason::upstream_reset, false, false, true, false, true};
+      }
+    }
     body_start_ = Clock::now();
     while (!p.is_done()) {
       p.get().body().data = relay_.get();
@@ -994,12 +1092,8 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
   // ---- Body relay. The head goes out with the first body piece when that is already here. ----
   const bool client_chunked = ri.framing == BodyFraming::chunked;
   bool head_sent = false;
-  auto send_head = [&]() -> net::awaitable<bool> {
-    head_sent = true;
-    co_return co_await write_client(out_);
-  };
   if (no_body || (ri.framing == BodyFraming::content_length && ri.content_length == 0)) {
-    if (!(co_await send_head())) {
+    if (!(head_sent = true, co_await write_client(out_))) {
       co_return UpstreamOutcome{Reason::upstream_reset, true, false, false, true, true};
     }
     upstream_reusable = rp.keep_alive() && !upstream_close_delimited;
@@ -1043,7 +1137,7 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
       if ((rp.is_done() || eof_done) && client_chunked) {
         out_.append("0\r\n\r\n");
       }
-      if (!(co_await send_head())) {
+      if (!(head_sent = true, co_await write_client(out_))) {
         co_return UpstreamOutcome{Reason::upstream_reset, true, false, false, true, true};
       }
     } else if (got > 0) {
@@ -1098,6 +1192,9 @@ net::awaitable<bool> ClientConnection::run_policies(std::size_t route_index, boo
     }
   }
   rv.request_id = rec_.request_id;
+  rv.peer_port = peer_port_;
+  rv.local_address = local_ip_;
+  rv.local_port = local_port_;
   rv.listener = listener_.name;
   rv.listener_index = li_;
   rv.route = cfg_.routes[route_index].name;
@@ -1105,32 +1202,38 @@ net::awaitable<bool> ClientConnection::run_policies(std::size_t route_index, boo
   rv.client_cert = has_peer_cert_ ? &peer_cert_ : nullptr;
   rv.now = std::chrono::system_clock::now();
 
-  auto deny = [&](const policies::Verdict& v, std::string_view stage) -> net::awaitable<bool> {
-    pctx_.decision = v.reason;
-    pctx_.decided_by.assign(stage);
-    // The detail (which check failed) goes to the debug log only: never to the client (no oracle).
-    spdlog::debug("request {}: {} denied with {}{}{}", rec_.request_id, stage, policies::to_string(v.reason),
-                  pctx_.deny_detail.empty() ? "" : ": ", pctx_.deny_detail);
+  // No coroutine lambdas here: GCC 12 mishandles `co_return co_await lambda(...)` frames (seen as a bad
+  // free after the reply). The verdict is decided in the loop, the reply written once after it.
+  policies::Verdict denial = gen_->policies->check_listener(li_, rv.client);
+  std::string_view denied_by = "ipfilter";
+  if (denial.is_next()) {
+    for (const policies::Stage* stage : gen_->policies->route_stages(route_index)) {
+      if (stage->is_async()) {
+        denial = co_await stage->on_request_head_async(pctx_);
+      } else {
+        denial = stage->on_request_head(pctx_);
+      }
+      if (!denial.is_next()) {
+        denied_by = stage->name();
+        break;
+      }
+    }
+  }
+  if (!denial.is_next()) {
+    rec_.consumer = pctx_.principal.consumer;
+    rec_.auth_method = policies::to_string(pctx_.principal.method);
+    pctx_.decision = denial.reason;
+    pctx_.decided_by.assign(denied_by);
     rec_.decided_by = pctx_.decided_by;
+    // The detail (which check failed) goes to the debug log only: never to the client (no oracle).
+    spdlog::debug("request {}: {} denied with {}{}{}", rec_.request_id, denied_by, policies::to_string(denial.reason),
+                  pctx_.deny_detail.empty() ? "" : ": ", pctx_.deny_detail);
     // An unread body would be taken for the next request: close unless there is none.
-    if (body_pending || v.action == policies::Verdict::Action::close) {
+    if (body_pending || denial.action == policies::Verdict::Action::close) {
       client_keep_alive = false;
     }
-    co_await reply_local(v.reason, !client_keep_alive, v.headers);
+    co_await reply_local(denial.reason, !client_keep_alive, denial.headers);
     co_return false;
-  };
-  auto listener_verdict = gen_->policies->check_listener(li_, rv.client);
-  if (!listener_verdict.is_next()) {
-    co_return co_await deny(listener_verdict, "ipfilter");
-  }
-  for (const policies::Stage* stage : gen_->policies->route_stages(route_index)) {
-    policies::Verdict v = stage->is_async() ? co_await stage->on_request_head_async(pctx_)
-                                            : stage->on_request_head(pctx_);
-    if (!v.is_next()) {
-      rec_.consumer = pctx_.principal.consumer;
-      rec_.auth_method = policies::to_string(pctx_.principal.method);
-      co_return co_await deny(v, stage->name());
-    }
   }
   rec_.consumer = pctx_.principal.consumer;
   rec_.auth_method = policies::to_string(pctx_.principal.method);

@@ -81,11 +81,12 @@ std::shared_ptr<Generation> Generation::build(std::shared_ptr<const config::Conf
   in.identity = &cfg->identity;
   in.ratelimit = &cfg->ratelimit;
   for (const auto& r : cfg->routes) {
-    in.routes.push_back({r.name, &r.policy});
+    in.routes.push_back({r.name, &r.policy, &r.waf});
   }
   for (const auto& l : cfg->listeners) {
     in.listeners.push_back(&l.ip);
   }
+  in.waf = &cfg->waf;
   gen->policies = policies::PolicySet::create(in, errors);
   if (errors.size() != before) {
     return nullptr;

@@ -232,6 +232,11 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
     o.checkpoint_every = cfg.audit.checkpoint_every;
     o.segment_bytes = cfg.audit.segment_bytes;
     o.queue_capacity = cfg.audit.queue_capacity;
+    o.verify_on_open = cfg.audit.verify_on_start;
+    if (!cfg.audit.verify_on_start) {
+      spdlog::warn("audit: verify_on_start is off: records altered while the gateway was down are only found by "
+                   "`gerbangctl audit verify`");
+    }
     o.on_event = [](audit::LogOptions::EventLevel level, const std::string& message) {
       switch (level) {
         case audit::LogOptions::EventLevel::info: spdlog::info("audit: {}", message); break;

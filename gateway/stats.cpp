@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <map>
+
 namespace gerbang::gateway {
 
 void Histogram::observe_us(std::uint64_t us) noexcept {
@@ -13,6 +15,26 @@ void Histogram::observe_us(std::uint64_t us) noexcept {
   buckets[i].inc();
   sum_us.inc(us);
   count.inc();
+}
+
+void RuleCounters::record(std::uint32_t id) noexcept {
+  if (id == 0) {
+    return;
+  }
+  std::size_t i = (id * 2654435761u) % kSlots;
+  for (std::size_t probe = 0; probe < kSlots; ++probe, i = (i + 1) % kSlots) {
+    const auto current = slots_[i].id.load(std::memory_order_relaxed);
+    if (current == id) {
+      slots_[i].hits.inc();
+      return;
+    }
+    if (current == 0) {
+      slots_[i].hits.inc();  // count first, then publish the id (a scrape never sees an id with 0 hits)
+      slots_[i].id.store(id, std::memory_order_release);
+      return;
+    }
+  }
+  overflow_.inc();
 }
 
 WorkerStats::WorkerStats(std::size_t n_routes, std::size_t n_upstreams, std::size_t n_listeners)
@@ -154,6 +176,19 @@ std::string render_prometheus(const MetricNames& names, const std::vector<const 
   header(out, "gerbang_audit_degraded_total", "counter", "Exchanges forwarded unrecorded (audit.on_failure: continue)");
   fmt::format_to(std::back_inserter(out), "gerbang_audit_degraded_total {}\n",
                  sum(ws, [](const WorkerStats& w) -> const Counter& { return w.audit_degraded; }));
+  header(out, "gerbang_waf_rule_matches_total", "counter", "WAF rule matches by rule id (block and detect)");
+  {
+    std::map<std::uint32_t, std::uint64_t> by_rule;
+    std::uint64_t overflow = 0;
+    for (const auto* w : ws) {
+      w->waf_rules.for_each([&](std::uint32_t id, std::uint64_t hits) { by_rule[id] += hits; });
+      overflow += w->waf_rules.overflow();
+    }
+    for (const auto& [id, hits] : by_rule) {
+      fmt::format_to(std::back_inserter(out), "gerbang_waf_rule_matches_total{{rule=\"{}\"}} {}\n", id, hits);
+    }
+    fmt::format_to(std::back_inserter(out), "gerbang_waf_rule_matches_total{{rule=\"other\"}} {}\n", overflow);
+  }
   header(out, "gerbang_bugs_total", "counter", "Unexpected exceptions caught at a connection boundary");
   fmt::format_to(std::back_inserter(out), "gerbang_bugs_total {}\n",
                  sum(ws, [](const WorkerStats& w) -> const Counter& { return w.bugs; }));

@@ -68,6 +68,29 @@ struct ListenerStats {
   Counter redirects;
 };
 
+// WAF matches by rule id: a fixed open-addressing table (single writer; ids published with release stores),
+// so an attacker triggering many rules cannot grow memory. Ids that do not fit are counted as overflow.
+class RuleCounters {
+ public:
+  static constexpr std::size_t kSlots = 512;
+  void record(std::uint32_t id) noexcept;
+  template <typename F>
+  void for_each(F&& f) const {
+    for (const auto& s : slots_) {
+      if (auto id = s.id.load(std::memory_order_acquire); id != 0) f(id, s.hits.get());
+    }
+  }
+  std::uint64_t overflow() const noexcept { return overflow_.get(); }
+
+ private:
+  struct Slot {
+    std::atomic<std::uint32_t> id{0};
+    Counter hits;
+  };
+  std::array<Slot, kSlots> slots_;
+  Counter overflow_;
+};
+
 struct WorkerStats {
   WorkerStats(std::size_t routes, std::size_t upstreams, std::size_t listeners);
   std::vector<RouteStats> routes;    // index = route index; the last one is "no route"
@@ -75,6 +98,7 @@ struct WorkerStats {
   std::vector<ListenerStats> listeners;
   std::array<Counter, policies::kReasonCount> rejections;  // local replies by reason
   Counter bugs;  // exceptions escaping a connection coroutine (gerbang_bugs_total)
+  RuleCounters waf_rules;  // gerbang_waf_rule_matches_total{rule}
   Counter audit_failed;    // records that could not be queued or written (gerbang_audit_record_failures_total)
   Counter audit_degraded;  // exchanges forwarded unrecorded under on_failure: continue
 };

@@ -1,6 +1,8 @@
 // PolicySet: the stages of one configuration generation, per route in the order
 // ip filter → authn → authz → ratelimit (stages with nothing to do are left out), and the listener filters.
 #include "policies/policy_set.hpp"
+#include "policies/waf/modsec_engine.hpp"
+#include "policies/waf/waf_stage.hpp"
 
 #include <algorithm>
 
@@ -39,6 +41,7 @@ class PolicySetImpl final : public PolicySet {
   }
 
   RateLimitBackendConfig ratelimit_;
+  std::shared_ptr<waf::Engine> waf_engine_;  // shared read-only by the WAF stages (rules parsed once)
   std::vector<std::unique_ptr<Stage>> owned_;
   std::vector<std::vector<const Stage*>> route_views_;
   std::vector<std::unique_ptr<ipfilter::CompiledFilter>> listener_filters_;  // null = no filter
@@ -67,6 +70,19 @@ std::unique_ptr<PolicySet> PolicySet::create(const Inputs& in, std::vector<std::
     index = authn::build_authn_index(consumers, auth, identity, errors);
   }
 
+  // The WAF engine and CRS are loaded once, only when some route uses them.
+  const bool any_waf = std::any_of(in.routes.begin(), in.routes.end(), [](const RouteInput& r) {
+    return r.waf != nullptr && r.waf->mode != WafRouteConfig::Mode::off;
+  });
+  if (any_waf) {
+    static const WafGlobalConfig kDefaultWaf;
+    std::string error;
+    set->waf_engine_ = waf::Engine::create(in.waf != nullptr ? *in.waf : kDefaultWaf, error);
+    if (!set->waf_engine_) {
+      errors.push_back("waf: " + error);
+    }
+  }
+
   for (std::size_t i = 0; i < in.routes.size(); ++i) {
     const auto& r = in.routes[i];
     std::vector<const Stage*> stages;
@@ -85,6 +101,15 @@ std::unique_ptr<PolicySet> PolicySet::create(const Inputs& in, std::vector<std::
         errors.push_back("routes[" + std::to_string(i) + "] (" + r.name + "): allow needs auth");
       }
       keep(ratelimit::make_ratelimit_stage(r.name, i, p.rate_limits, set->ratelimit_));
+    }
+    // The WAF is the last stage before proxying (DESIGN.md §2).
+    if (set->waf_engine_ && r.waf != nullptr && r.waf->mode != WafRouteConfig::Mode::off) {
+      std::string error;
+      auto stage = waf::make_waf_stage(*set->waf_engine_, *r.waf, error);
+      if (!stage && !error.empty()) {
+        errors.push_back("routes[" + std::to_string(i) + "] (" + r.name + "): " + error);
+      }
+      keep(std::move(stage));
     }
     set->route_views_.push_back(std::move(stages));
   }

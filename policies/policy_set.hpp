@@ -14,6 +14,7 @@
 #include "policies/policy_config.hpp"
 #include "policies/request_context.hpp"
 #include "policies/stage.hpp"
+#include "policies/waf/waf_config.hpp"
 
 namespace gerbang::policies {
 
@@ -30,6 +31,7 @@ class PolicySet {
   struct RouteInput {
     std::string name;
     const RoutePolicyConfig* policy = nullptr;
+    const WafRouteConfig* waf = nullptr;  // null or mode off = no WAF stage
   };
   struct Inputs {
     const std::vector<ConsumerConfig>* consumers = nullptr;
@@ -38,6 +40,7 @@ class PolicySet {
     const RateLimitBackendConfig* ratelimit = nullptr;
     std::vector<RouteInput> routes;                  // index = route index
     std::vector<const IpFilterConfig*> listeners;    // index = listener index
+    const WafGlobalConfig* waf = nullptr;       // CRS location and extra rules (defaults when null)
   };
 
   // Builds every stage (loads JWKS files and the identity signing key, indexes consumers and API keys).

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "policies/policy_config.hpp"
+#include "policies/waf/waf_config.hpp"
 
 namespace gerbang::config {
 
@@ -83,7 +84,8 @@ struct RouteConfig {
   bool strip_prefix = false;              // remove match.path_prefix before forwarding
   std::uint64_t max_body_bytes = 10ull << 20;  // 0..1TiB ("10MiB"); 0 = no body allowed
   policies::RoutePolicyConfig policy;     // auth / allow / rate_limits / ip (issue #3)
-  bool audit_query = false;               // audit_query: keep | drop (default): the query can hold personal data
+  bool audit_query = false;
+  policies::WafRouteConfig waf;      // ModSecurity + CRS for this route (issue #5); off by default               // audit_query: keep | drop (default): the query can hold personal data
 };
 
 struct UpstreamTlsConfig {
@@ -141,6 +143,7 @@ struct AuditConfig {
   std::uint64_t segment_bytes = 64ull << 20;  // 1MiB..4GiB
   std::uint32_t queue_capacity = 65536;   // 1024..10000000 records queued before 503
   bool reject_on_failure = true;          // on_failure: reject (503 when a record cannot be written) | continue
+  bool verify_on_start = true;            // re-hash the signed prefix at start (refuse to start on damage)
 };
 
 struct AdminConfig {
@@ -160,6 +163,7 @@ struct Config {
   AdminConfig admin;
   LogConfig log;
   AuditConfig audit;
+  policies::WafGlobalConfig waf;    // CRS location and extra rule files
   LimitsConfig limits;
   TimeoutsConfig timeouts;
   std::vector<Cidr> trusted_proxies;   // peers whose X-Forwarded-*/Forwarded/X-Request-Id are kept

@@ -529,8 +529,65 @@ class Loader {
          }},
         {"ratelimit", false, [&](const Node& n, const std::string& p) { parse_ratelimit_backend(n, p, c.ratelimit); }},
         {"audit", false, [&](const Node& n, const std::string& p) { parse_audit(n, p, c.audit); }},
+        {"waf", false, [&](const Node& n, const std::string& p) {
+           walk_map(n, p, {
+               {"crs_dir", false, set_string(c.waf.crs_dir)},
+               {"crs_setup", false, set_string(c.waf.crs_setup)},
+               {"extra_rule_files", false, [&](const Node& v, const std::string& vp) {
+                  each(v, vp, 0, 100, "rule files", [&](const Node& e, const std::string& ep) {
+                    c.waf.extra_rule_files.emplace_back();
+                    set_file(c.waf.extra_rule_files.back(), FileKind::certificate)(e, ep);
+                  });
+                }},
+           });
+         }},
     });
     return true;
+  }
+
+  void parse_route_waf(const Node& n, const std::string& p, policies::WafRouteConfig& w) {
+    using M = policies::WafRouteConfig::Mode;
+    using O = policies::WafRouteConfig::OverLimit;
+    walk_map(n, p, {
+        {"mode", false, [&](const Node& v, const std::string& vp) {
+           if (auto m = enumeration<M>(v, vp, {{"off", M::off}, {"false", M::off}, {"detect", M::detect},
+                                               {"block", M::block}}))
+             w.mode = *m;
+         }},
+        {"paranoia", false, set_int(w.paranoia, 1, 4)},
+        {"inbound_threshold", false, set_int(w.inbound_threshold, 1, 10000)},
+        {"outbound_threshold", false, set_int(w.outbound_threshold, 1, 10000)},
+        {"exclude_rules", false, [&](const Node& v, const std::string& vp) {
+           each(v, vp, 0, 10000, "rule ids", [&](const Node& e, const std::string& ep) {
+             int id = 0;
+             set_int(id, 1, 9'999'999)(e, ep);
+             if (id != 0) w.exclude_rules.push_back(id);
+           });
+         }},
+        {"exclude_targets", false, [&](const Node& v, const std::string& vp) {
+           each(v, vp, 0, 10000, "exclusions", [&](const Node& e, const std::string& ep) {
+             policies::WafRouteConfig::TargetExclusion t;
+             walk_map(e, ep, {{"rule", true, set_int(t.rule, 1, 9'999'999)},
+                              {"target", true, [&](const Node& tv, const std::string& tp) {
+                                 auto s = scalar(tv, tp);
+                                 if (!s) return;
+                                 if (s->empty() || s->find_first_of(" \t\",'") != std::string::npos)
+                                   error(tv, tp, "must be a ModSecurity target like \"ARGS:password\" without spaces, "
+                                                 "quotes or commas, got " + quote(*s));
+                                 else
+                                   t.target = *s;
+                               }}});
+             w.exclude_targets.push_back(std::move(t));
+           });
+         }},
+        {"body_inspection_limit", false, set_size(w.body_inspection_limit, 1024, 64ull << 20)},
+        {"over_limit", false, [&](const Node& v, const std::string& vp) {
+           if (auto o = enumeration<O>(v, vp, {{"reject", O::reject}, {"pass", O::pass}})) w.over_limit = *o;
+         }},
+        {"allowed_methods", false, set_string(w.allowed_methods)},
+        {"inspect_response", false, set_bool(w.inspect_response)},
+        {"response_inspection_limit", false, set_size(w.response_inspection_limit, 1024, 16ull << 20)},
+    });
   }
 
   void parse_audit(const Node& n, const std::string& p, AuditConfig& a) {
@@ -558,6 +615,7 @@ class Loader {
         {"on_failure", false, [&](const Node& v, const std::string& vp) {
            if (auto r = enumeration<bool>(v, vp, {{"reject", true}, {"continue", false}})) a.reject_on_failure = *r;
          }},
+        {"verify_on_start", false, set_bool(a.verify_on_start)},
     });
   }
 
@@ -728,6 +786,7 @@ class Loader {
            });
          }},
         {"ip", false, [&](const Node& v, const std::string& vp) { parse_ip_filter(v, vp, r.policy.ip); }},
+        {"waf", false, [&](const Node& v, const std::string& vp) { parse_route_waf(v, vp, r.waf); }},
         {"audit_query", false, [&](const Node& v, const std::string& vp) {
            if (auto k = enumeration<bool>(v, vp, {{"keep", true}, {"drop", false}})) r.audit_query = *k;
          }},
