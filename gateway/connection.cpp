@@ -1085,6 +1085,19 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
   }
   ri.close = !client_keep_alive;
   ri.extra_headers = response_extra_;
+  // Optional WAF response inspection (data-leak rules): the head before anything is sent, so a denial is
+  // still a clean 403; body pieces as they pass (a denial after bytes went out can only cut the connection).
+  const bool waf_response = policies::waf::inspects_response(pctx_);
+  if (waf_response) {
+    std::vector<policies::HeaderField> response_fields;
+    for (const auto& f : rp.get()) {
+      response_fields.push_back({f.name_string(), f.value()});
+    }
+    const auto v = policies::waf::on_response_head(pctx_, static_cast<int>(status), response_fields);
+    if (!v.is_next()) {
+      co_return UpstreamOutcome{v.reason, false, false, false};
+    }
+  }
   rec_.status = status;
   out_.clear();
   build_client_response_head(out_, rp.get(), ri);
@@ -1110,6 +1123,15 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
     const std::size_t got = kRelaySize - rp.get().body().size;
     if (audit_ != nullptr && got > 0) {
       response_hash_.update(std::string_view(relay_.get(), got));
+    }
+    if (waf_response) {
+      const bool last = rp.is_done() || (ec && upstream_close_delimited);
+      const auto v = policies::waf::on_response_body(
+          pctx_, std::as_bytes(std::span<const char>(relay_.get(), got)), last);
+      if (!v.is_next()) {
+        rec_.status = policies::info(v.reason).status;
+        co_return UpstreamOutcome{v.reason, head_sent, false, false, false, head_sent};
+      }
     }
     bool eof_done = false;
     if (ec && upstream_close_delimited && (ec == http::error::end_of_stream || ec == net::error::eof)) {
@@ -1231,6 +1253,14 @@ net::awaitable<bool> ClientConnection::run_policies(std::size_t route_index, boo
     // An unread body would be taken for the next request: close unless there is none.
     if (body_pending || denial.action == policies::Verdict::Action::close) {
       client_keep_alive = false;
+    }
+    if (denial.action == policies::Verdict::Action::close) {
+      // A "drop" intervention: the connection ends without a reply (recorded with the reason's status).
+      rec_.status = policies::info(denial.reason).status;
+      rec_.reason = denial.reason;
+      w_.mutable_stats().rejections[static_cast<std::size_t>(denial.reason)].inc();
+      tcp().close();
+      co_return false;
     }
     co_await reply_local(denial.reason, !client_keep_alive, denial.headers);
     co_return false;
