@@ -22,10 +22,20 @@
 namespace gerbang::policies::authn {
 
 std::optional<std::string> base64url_decode(std::string_view in) {
+  // The alphabet is checked here because libsodium 1.0.18 (Debian bookworm) does not: its constant-time
+  // character classifier gets a sign-extended `char`, so every byte >= 0x80 decodes as the sextet 63
+  // ("AA\x93\x93" decodes like "AA__"), and a forged spelling of a signature would verify. Found by
+  // tests/fuzz/jwt_fuzz.cpp (corpus/jwt/regress-high-bit-base64url).
+  for (const char c : in) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    if (!ok) {
+      return std::nullopt;
+    }
+  }
   std::string out(in.size() * 3 / 4 + 3, '\0');
   std::size_t len = 0;
   const char* end = nullptr;
-  // libsodium's decoder rejects characters outside the alphabet (no ignore set), padding in this variant,
+  // libsodium's decoder then rejects the other ASCII characters (no ignore set), padding in this variant,
   // a dangling single character and non-zero trailing bits; `end` catches early stops.
   if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), in.data(), in.size(), nullptr, &len,
                         &end, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||

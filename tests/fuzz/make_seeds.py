@@ -6,6 +6,7 @@ so the fuzzers start next to the interesting code paths. Re-run after changing a
 stable (a short description), so git shows what changed. The JWT seeds in "signed" form (odd first byte)
 are signed by the fuzz target itself with its fixed keys; one raw EdDSA token is signed here with openssl
 from the same fixed Ed25519 seed as tests/fuzz/jwt_fuzz_keys.hpp.
+Files named regress-* are crash reproducers added by hand when a bug was found: keep them.
 """
 import base64
 import os
