@@ -188,7 +188,8 @@ class ClientConnection {
  public:
   ClientConnection(Worker& worker, tcp::socket socket, std::size_t listener)
       : w_(worker),
-        gen_(worker.generation()),
+        wg_(worker.current()),
+        gen_(wg_->gen),
         cfg_(*gen_->config),
         li_(listener),
         listener_(cfg_.listeners[listener]),
@@ -212,11 +213,13 @@ class ClientConnection {
   Clock::time_point body_deadline() const;
 
   TcpStream& tcp() { return stream_.next_layer(); }
+  WorkerStats& stats() { return *wg_->stats; }
   std::string_view credential_field(const config::RouteConfig& route) const {
     return uses_api_keys(route) ? std::string_view(cfg_.auth.api_key_header) : std::string_view{};
   }
 
   Worker& w_;
+  std::shared_ptr<WorkerGeneration> wg_;  // the configuration this connection started with (kept on reload)
   std::shared_ptr<const Generation> gen_;
   const config::Config& cfg_;
   std::size_t li_;
@@ -273,7 +276,7 @@ class ClientConnection {
 };
 
 net::awaitable<bool> ClientConnection::handshake() {
-  auto& ls = w_.mutable_stats().listeners[li_];
+  auto& ls = stats().listeners[li_];
   // TLS detection without losing bytes: the first read lands in buf_, and the buffered handshake uses it.
   tcp().expires_after(cfg_.timeouts.handshake);
   auto [ec, n] = co_await tcp().async_read_some(buf_.prepare(kHeadReadChunk), use_nothrow);
@@ -379,14 +382,14 @@ net::awaitable<void> ClientConnection::reply_local(Reason reason, bool close, st
                  LocalReplyOptions{close, head_request_, listener_.hsts, extra_headers});
   rec_.status = policies::info(reason).status;
   rec_.reason = reason;
-  w_.mutable_stats().rejections[static_cast<std::size_t>(reason)].inc();
+  stats().rejections[static_cast<std::size_t>(reason)].inc();
   co_await write_client(out_);
 }
 
 void ClientConnection::finish_request() {
   policies::waf::finish_request(pctx_);  // logging phase, final rule ids; no-op without a WAF transaction
   for (auto id : pctx_.waf_rule_ids) {
-    w_.mutable_stats().waf_rules.record(id);
+    stats().waf_rules.record(id);
   }
   if (!pctx_.waf_rule_ids.empty()) {
     rec_.waf_rules.clear();
@@ -397,8 +400,8 @@ void ClientConnection::finish_request() {
   const auto now = Clock::now();
   rec_.duration_us = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(now - start_).count());
-  auto& stats = w_.mutable_stats();
-  auto& rs = stats.routes[rec_.route < cfg_.routes.size() ? rec_.route : cfg_.routes.size()];
+  auto& ws = stats();
+  auto& rs = ws.routes[rec_.route < cfg_.routes.size() ? rec_.route : cfg_.routes.size()];
   if (rec_.status >= 100 && rec_.status < 600) {
     rs.by_status[rec_.status - 100].inc();
   }
@@ -502,10 +505,10 @@ net::awaitable<bool> ClientConnection::audit_open(bool& client_keep_alive, bool 
     response_extra_.append("X-Gerbang-Receipt: ").append(audit_->receipt(a)).append("\r\n");
     co_return true;
   }
-  w_.mutable_stats().audit_failed.inc();
+  stats().audit_failed.inc();
   if (!cfg_.audit.reject_on_failure) {
     // on_failure: continue — the operator chose availability over the record; loud in metrics and logs.
-    w_.mutable_stats().audit_degraded.inc();
+    stats().audit_degraded.inc();
     spdlog::error("audit: exchange {} forwarded without an opening record (on_failure: continue)", rec_.request_id);
     co_return true;
   }
@@ -543,7 +546,7 @@ void ClientConnection::audit_close() {
   // Not awaited: the client's answer does not wait for the closing record. A refused append is counted
   // and logged; the opening record (durable) already proves the exchange happened.
   if (!audit_->append(audit::encode(r), {})) {
-    w_.mutable_stats().audit_failed.inc();
+    stats().audit_failed.inc();
     spdlog::error("audit: closing record for {} refused (queue full or log closed)", rec_.request_id);
   }
 }
@@ -595,7 +598,7 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
         rec_.client = peer_ip_;
         rec_.status = policies::info(Reason::http_request_timeout).status;
         rec_.reason = Reason::http_request_timeout;
-        w_.mutable_stats().rejections[static_cast<std::size_t>(Reason::http_request_timeout)].inc();
+        stats().rejections[static_cast<std::size_t>(Reason::http_request_timeout)].inc();
         finish_request();
       }
       // EOF, reset, idle timeout, or drain: close quietly (no request was in flight).
@@ -794,7 +797,7 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
     } else if (outcome.reason == Reason::http_body_timeout) {
       // The deadline closed the socket: record the 408 without trying to send it.
       rec_.status = policies::info(outcome.reason).status;
-      w_.mutable_stats().rejections[static_cast<std::size_t>(outcome.reason)].inc();
+      stats().rejections[static_cast<std::size_t>(outcome.reason)].inc();
     }
     finish_request();
     if (outcome.response_started) {
@@ -816,7 +819,7 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
 
 net::awaitable<UpstreamOutcome> ClientConnection::proxy(std::size_t route_index, bool& client_keep_alive) {
   const std::size_t ui = gen_->route_upstream[route_index];
-  auto& pool = w_.pool(ui);
+  auto& pool = *wg_->pools[ui];
   const auto& ucfg = pool.config();
   auto& ustats = pool.stats();
   rec_.upstream = ucfg.name;
@@ -1193,7 +1196,7 @@ net::awaitable<bool> ClientConnection::run_policies(std::size_t route_index, boo
                                                     bool body_pending) {
   auto& p = *parser_;
   pctx_.reset();
-  pctx_.worker_slot = w_.policy_state();
+  pctx_.worker_slot = wg_->policy_state.get();
   header_views_.clear();
   for (const auto& f : p.get()) {
     header_views_.push_back({f.name_string(), f.value()});
@@ -1258,7 +1261,7 @@ net::awaitable<bool> ClientConnection::run_policies(std::size_t route_index, boo
       // A "drop" intervention: the connection ends without a reply (recorded with the reason's status).
       rec_.status = policies::info(denial.reason).status;
       rec_.reason = denial.reason;
-      w_.mutable_stats().rejections[static_cast<std::size_t>(denial.reason)].inc();
+      stats().rejections[static_cast<std::size_t>(denial.reason)].inc();
       tcp().close();
       co_return false;
     }

@@ -97,5 +97,5 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(to_spdlog(gen->config->log.level));
   std::signal(SIGPIPE, SIG_IGN);
-  return gerbang::gateway::run_server(gen, gerbang::gateway::ServerOptions{ready_file});
+  return gerbang::gateway::run_server(gen, gerbang::gateway::ServerOptions{ready_file, config_path});
 }

@@ -12,7 +12,8 @@
 namespace gerbang::gateway {
 
 net::awaitable<void> serve_redirect(Worker& worker, tcp::socket socket, std::size_t listener) {
-  const auto gen = worker.generation();
+  const auto wg = worker.current();
+  const auto& gen = wg->gen;
   const auto& cfg = *gen->config;
   TcpStream stream(std::move(socket));
   auto reg = worker.register_connection(&stream);
@@ -66,7 +67,7 @@ net::awaitable<void> serve_redirect(Worker& worker, tcp::socket socket, std::siz
                    "HTTP/1.1 301 Moved Permanently\r\nLocation: {}\r\nContent-Length: 0\r\n"
                    "X-Request-Id: {}\r\nConnection: close\r\n\r\n",
                    location, request_id);
-    worker.mutable_stats().listeners[listener].redirects.inc();
+    wg->stats->listeners[listener].redirects.inc();
   }
   stream.expires_after(cfg.timeouts.send);
   co_await net::async_write(stream, net::buffer(out), use_nothrow);

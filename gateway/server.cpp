@@ -16,12 +16,16 @@
 
 #include <charconv>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <thread>
 
 #include "gateway/access_log.hpp"
 #include "audit/log.hpp"
+#include "certs/ca.hpp"
+#include "gateway/config/loader.hpp"
+#include "gateway/problem.hpp"
 #include "gateway/worker.hpp"
 #include "policies/ratelimit/worker_buckets.hpp"
 
@@ -70,12 +74,12 @@ bool open_acceptor(tcp::acceptor& a, const tcp::endpoint& ep, std::string& error
   return true;
 }
 
-void append_policy_metrics(std::string& out, const std::vector<std::unique_ptr<Worker>>& workers) {
+void append_policy_metrics(std::string& out, const std::vector<std::shared_ptr<const WorkerGeneration>>& gens) {
   using policies::ratelimit::RateLimitStats;
   auto family = [&](std::string_view name, std::string_view help, auto member) {
     std::uint64_t total = 0;
-    for (const auto& w : workers) {
-      if (const auto* s = w->ratelimit_stats()) {
+    for (const auto& g : gens) {
+      if (const auto* s = g->ratelimit_stats) {
         total += (s->*member).get();
       }
     }
@@ -93,11 +97,45 @@ void append_policy_metrics(std::string& out, const std::vector<std::unique_ptr<W
          &RateLimitStats::backend_unavailable);
 }
 
+// Server-wide state owned by the main thread (admin handlers and signal handlers run there too).
+struct ServerState {
+  std::shared_ptr<const Generation> gen;  // the newest generation
+  std::uint64_t generation = 1;
+  std::uint64_t reloads_ok = 0;
+  std::uint64_t reloads_failed = 0;
+  std::function<bool(std::string&)> reload;  // true = applied; the string says what happened
+};
+
 struct AdminContext {
-  std::shared_ptr<const Generation> gen;
+  ServerState* state;
   std::vector<std::unique_ptr<Worker>>* workers;
   SharedState* shared;
 };
+
+void append_server_metrics(std::string& out, const ServerState& st) {
+  fmt::format_to(std::back_inserter(out),
+                 "# HELP gerbang_config_generation Configuration generation in use for new connections\n"
+                 "# TYPE gerbang_config_generation gauge\ngerbang_config_generation {}\n"
+                 "# HELP gerbang_reloads_total Configuration reloads by result\n# TYPE gerbang_reloads_total counter\n"
+                 "gerbang_reloads_total{{result=\"ok\"}} {}\ngerbang_reloads_total{{result=\"failed\"}} {}\n",
+                 st.generation, st.reloads_ok, st.reloads_failed);
+  out += "# HELP gerbang_certificate_expiry_seconds Seconds until a listener certificate expires\n"
+         "# TYPE gerbang_certificate_expiry_seconds gauge\n";
+  const auto& cfg = *st.gen->config;
+  for (const auto& l : cfg.listeners) {
+    for (const auto& c : l.tls.certificates) {
+      for (const auto& e : certs::certificate_expiries(c.cert_file)) {
+        std::string subject;
+        append_json_escaped(subject, e.subject);  // escapes quotes and backslashes for the label value
+        std::string file;
+        append_json_escaped(file, std::filesystem::path(c.cert_file).filename().string());
+        fmt::format_to(std::back_inserter(out),
+                       "gerbang_certificate_expiry_seconds{{listener=\"{}\",file=\"{}\",subject=\"{}\"}} {}\n",
+                       l.name, file, subject, e.seconds_left);
+      }
+    }
+  }
+}
 
 void append_audit_metrics(std::string& out, const audit::Log& log) {
   const auto s = log.stats();
@@ -134,7 +172,16 @@ net::awaitable<void> serve_admin(AdminContext ctx, tcp::socket socket) {
     unsigned status = 200;
     std::string content_type = "text/plain; charset=utf-8";
     std::string body;
-    if (req.method() != http::verb::get && req.method() != http::verb::head) {
+    if (target == "/reload" && req.method() == http::verb::post) {
+      std::string message;
+      if (ctx.state->reload(message)) {
+        body = fmt::format("{{\"status\":\"ok\",\"generation\":{}}}\n", ctx.state->generation);
+        content_type = "application/json";
+      } else {
+        status = 400;
+        body = message + "\n";
+      }
+    } else if (req.method() != http::verb::get && req.method() != http::verb::head) {
       status = 405;
       body = "method not allowed\n";
     } else if (target == "/healthz") {
@@ -160,12 +207,20 @@ net::awaitable<void> serve_admin(AdminContext ctx, tcp::socket socket) {
         body = "no such leaf in the latest checkpoint\n";
       }
     } else if (target == "/metrics") {
+      // Counters belong to a generation (they restart at a reload, as a Prometheus counter reset). Workers
+      // that have not switched yet (a few microseconds after a reload) are left out of this scrape.
+      std::vector<std::shared_ptr<const WorkerGeneration>> gens;
       std::vector<const WorkerStats*> stats;
       for (auto& w : *ctx.workers) {
-        stats.push_back(&w->stats());
+        auto g = w->snapshot();
+        if (g->gen == ctx.state->gen) {
+          stats.push_back(g->stats.get());
+          gens.push_back(std::move(g));
+        }
       }
-      body = render_prometheus(ctx.gen->names, stats, ready);
-      append_policy_metrics(body, *ctx.workers);
+      body = render_prometheus(ctx.state->gen->names, stats, ready);
+      append_policy_metrics(body, gens);
+      append_server_metrics(body, *ctx.state);
       if (ctx.shared->audit != nullptr) {
         append_audit_metrics(body, *ctx.shared->audit);
       }
@@ -203,6 +258,41 @@ net::awaitable<void> admin_accept_loop(AdminContext ctx, tcp::acceptor& acceptor
 }
 
 }  // namespace
+
+// A warning some days ahead of any listener certificate (or CA in its chain) expiring; at start and reload.
+void warn_expiring_certificates(const config::Config& cfg) {
+  constexpr long long kWarnAhead = 14LL * 24 * 3600;
+  for (const auto& l : cfg.listeners) {
+    for (const auto& c : l.tls.certificates) {
+      for (const auto& e : certs::certificate_expiries(c.cert_file)) {
+        if (e.seconds_left < 0) {
+          spdlog::error("listener {}: certificate \"{}\" in {} has EXPIRED", l.name, e.subject, c.cert_file);
+        } else if (e.seconds_left < kWarnAhead) {
+          spdlog::warn("listener {}: certificate \"{}\" in {} expires in {} day(s)", l.name, e.subject, c.cert_file,
+                       e.seconds_left / 86400);
+        }
+      }
+    }
+  }
+}
+
+// What a reload cannot change without rebinding sockets or reopening the audit log.
+bool same_listeners(const config::Config& a, const config::Config& b) {
+  if (a.listeners.size() != b.listeners.size() || a.admin.address.to_string() != b.admin.address.to_string() ||
+      a.audit.enabled != b.audit.enabled || a.audit.dir != b.audit.dir || a.workers != b.workers) {
+    return false;
+  }
+  for (std::size_t i = 0; i < a.listeners.size(); ++i) {
+    const auto& x = a.listeners[i];
+    const auto& y = b.listeners[i];
+    if (x.name != y.name || x.address.to_string() != y.address.to_string() ||
+        x.redirect_from.has_value() != y.redirect_from.has_value() ||
+        (x.redirect_from && x.redirect_from->to_string() != y.redirect_from->to_string())) {
+      return false;
+    }
+  }
+  return true;
+}
 
 int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& options) {
   const auto& cfg = *gen->config;
@@ -325,7 +415,44 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
     ready_text += fmt::format("admin {}\n", admin.local_endpoint().port());
     spdlog::info("admin listener on {}:{}", cfg.admin.address.host, admin.local_endpoint().port());
   }
-  AdminContext actx{gen, &workers, &shared};
+  ServerState state;
+  state.gen = gen;
+  warn_expiring_certificates(cfg);
+  state.reload = [&](std::string& message) -> bool {
+    config::Diagnostics diags;
+    auto next_cfg = config::load_file(options.config_path, diags);
+    std::vector<std::string> errors;
+    std::shared_ptr<const Generation> next;
+    if (!next_cfg) {
+      for (const auto& e : diags.errors()) {
+        errors.push_back(e.to_string());
+      }
+    } else if (!same_listeners(*state.gen->config, *next_cfg)) {
+      errors.push_back("listener changes need a restart (names, addresses, redirect ports, audit)");
+    } else {
+      next = Generation::build(next_cfg, errors);
+    }
+    if (!next) {
+      ++state.reloads_failed;
+      message = "reload failed; the previous configuration keeps serving:";
+      for (const auto& e : errors) {
+        message += "\n" + e;
+      }
+      spdlog::error("{}", message);
+      return false;
+    }
+    warn_expiring_certificates(*next_cfg);
+    state.gen = next;
+    ++state.generation;
+    ++state.reloads_ok;
+    for (auto& w : workers) {
+      w->adopt(next);
+    }
+    message = "reload: generation " + std::to_string(state.generation);
+    spdlog::info("{} ({} route(s), {} upstream(s))", message, next_cfg->routes.size(), next_cfg->upstreams.size());
+    return true;
+  };
+  AdminContext actx{&state, &workers, &shared};
   net::co_spawn(main_ioc, admin_accept_loop(actx, admin), net::detached);
 
   for (auto& w : workers) {
@@ -363,13 +490,27 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
       if (ec) {
         return;
       }
-      for (auto& t : gen->listener_tls) {
+      for (auto& t : state.gen->listener_tls) {
         t->rotate_ticket_keys();
       }
       schedule_rotation();
     });
   };
   schedule_rotation();
+
+  // SIGHUP: reload (the same path as POST /reload).
+  net::signal_set hup(main_ioc, SIGHUP);
+  std::function<void()> wait_hup = [&] {
+    hup.async_wait([&](boost::system::error_code ec, int) {
+      if (ec) {
+        return;
+      }
+      std::string message;
+      state.reload(message);
+      wait_hup();
+    });
+  };
+  wait_hup();
 
   // Graceful shutdown (the signal set exists since before the ready file was written).
   net::steady_timer drain_timer(main_ioc);
@@ -388,6 +529,7 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
       boost::system::error_code ignored;
       admin.close(ignored);
       rotation.cancel();
+      hup.cancel(ignored);
       main_ioc.stop();
       return;
     }

@@ -15,6 +15,7 @@ namespace gerbang::gateway {
 
 struct ServerOptions {
   std::string ready_file;  // written once every listener is bound: "listener NAME PORT", ..., "ready"
+  std::string config_path; // re-read on SIGHUP and POST /reload
 };
 
 // Runs until shutdown; returns the process exit code.

@@ -2,6 +2,8 @@
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -283,6 +285,27 @@ std::unique_ptr<ServerTls> ServerTls::create(const config::ListenerConfig& liste
         }
         SSL_CTX_set_verify(c, mode, nullptr);
         SSL_CTX_set_verify_depth(c, static_cast<int>(tls.client_verify_depth));
+        if (!tls.client_crl_file.empty()) {
+          // Revocation: the leaf is checked against the CRL of its issuer (a reload picks up a new CRL).
+          BIO* bio = BIO_new_file(tls.client_crl_file.c_str(), "r");
+          X509_CRL* crl = bio ? PEM_read_bio_X509_CRL(bio, nullptr, nullptr, nullptr) : nullptr;
+          if (crl == nullptr && bio != nullptr) {
+            BIO_reset(bio);
+            ERR_clear_error();
+            crl = d2i_X509_CRL_bio(bio, nullptr);
+          }
+          BIO_free(bio);
+          if (crl == nullptr) {
+            fail("cannot read client CRL " + tls.client_crl_file);
+          } else {
+            X509_STORE* store = SSL_CTX_get_cert_store(c);
+            if (X509_STORE_add_crl(store, crl) != 1) {
+              fail("cannot use client CRL " + tls.client_crl_file);
+            }
+            X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+            X509_CRL_free(crl);
+          }
+        }
       } else {
         SSL_CTX_set_verify(c, SSL_VERIFY_NONE, nullptr);
       }

@@ -13,13 +13,22 @@
 
 namespace gerbang::gateway {
 
-Worker::Worker(std::size_t id, std::shared_ptr<const Generation> gen, SharedState& shared)
-    : id_(id), gen_(std::move(gen)), shared_(shared) {
-  const auto& cfg = *gen_->config;
-  stats_ = std::make_unique<WorkerStats>(cfg.routes.size(), cfg.upstreams.size(), cfg.listeners.size());
+WorkerGeneration::~WorkerGeneration() {
+  // Idle upstream sockets first, then the policy state (Redis backend), while the io_context still runs.
+  for (auto& p : pools) {
+    p->close_idle();
+  }
+  policy_state.reset();
+}
+
+std::shared_ptr<WorkerGeneration> Worker::make_generation(std::shared_ptr<const Generation> gen) {
+  auto wg = std::make_shared<WorkerGeneration>();
+  wg->gen = std::move(gen);
+  const auto& cfg = *wg->gen->config;
+  wg->stats = std::make_unique<WorkerStats>(cfg.routes.size(), cfg.upstreams.size(), cfg.listeners.size());
   for (std::size_t u = 0; u < cfg.upstreams.size(); ++u) {
-    pools_.push_back(std::make_unique<UpstreamPool>(*ioc_, cfg.upstreams[u], gen_->upstream_tls[u].get(),
-                                                    gen_->upstream_endpoints[u], stats_->upstreams[u]));
+    wg->pools.push_back(std::make_unique<UpstreamPool>(*ioc_, cfg.upstreams[u], wg->gen->upstream_tls[u].get(),
+                                                       wg->gen->upstream_endpoints[u], wg->stats->upstreams[u]));
   }
   std::unique_ptr<policies::ratelimit::CounterBackend> shared_counters;
   if (cfg.ratelimit.backend == policies::RateLimitBackendConfig::Backend::redis) {
@@ -31,29 +40,47 @@ Worker::Worker(std::size_t id, std::shared_ptr<const Generation> gen, SharedStat
       spdlog::error("ratelimit: cannot use Redis at {}: {}", cfg.ratelimit.redis_address, error);
     }
   }
-  policy_state_ = gen_->policies->make_worker_state(std::move(shared_counters));
-  if (auto* hb = dynamic_cast<policies::ratelimit::HasWorkerBuckets*>(policy_state_.get())) {
-    ratelimit_stats_ = &hb->buckets().stats();
+  wg->policy_state = wg->gen->policies->make_worker_state(std::move(shared_counters));
+  if (auto* hb = dynamic_cast<policies::ratelimit::HasWorkerBuckets*>(wg->policy_state.get())) {
+    wg->ratelimit_stats = &hb->buckets().stats();
     hb->buckets().set_warning_sink([](std::string_view message) { spdlog::warn("ratelimit: {}", message); });
   }
+  return wg;
+}
+
+Worker::Worker(std::size_t id, std::shared_ptr<const Generation> gen, SharedState& shared)
+    : id_(id), shared_(shared) {
+  current_ = make_generation(std::move(gen));
 }
 
 Worker::~Worker() {
   stop();
   join();
-  // Sockets before their io_context; then the io_context, whose destruction frees any coroutine frame still
-  // suspended (each unregisters itself from connections_, which is still alive here).
   // Order matters: sockets must go before their io_context, and the io_context's destruction frees any
-  // coroutine frame still suspended, whose destructors may still touch the pools (concurrency slots) and
-  // the connection registry. So: acceptors and idle upstream sockets, then the policy state (Redis backend
-  // sockets), then the io_context, then the pools (by now holding no sockets).
+  // coroutine frame still suspended (each releases its WorkerGeneration and unregisters itself from
+  // connections_, which is still alive here). So: acceptors, the current generation's idle sockets and Redis
+  // backend, then the io_context, then what remains of the generations (holding no sockets by then).
   acceptors_.clear();
-  for (auto& p : pools_) {
+  for (auto& p : current_->pools) {
     p->close_idle();
   }
-  policy_state_.reset();
+  current_->policy_state.reset();
   ioc_.reset();
-  pools_.clear();
+  std::lock_guard lock(current_mu_);
+  current_.reset();
+}
+
+std::shared_ptr<const WorkerGeneration> Worker::snapshot() const {
+  std::lock_guard lock(current_mu_);
+  return current_;
+}
+
+void Worker::adopt(std::shared_ptr<const Generation> gen) {
+  net::post(*ioc_, [this, gen = std::move(gen)]() mutable {
+    auto next = make_generation(std::move(gen));
+    std::lock_guard lock(current_mu_);
+    current_ = std::move(next);  // connections keep the previous one until they end
+  });
 }
 
 void Worker::start() {
@@ -90,8 +117,6 @@ void Worker::add_acceptor(tcp::acceptor&& acceptor, std::size_t listener, bool r
 
 net::awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor, std::size_t listener, bool redirect) {
   auto& counter = *shared_.listener_connections[listener];
-  const std::uint32_t cap = gen_->config->listeners[listener].max_connections;
-  auto& ls = stats_->listeners[listener];
   net::steady_timer backoff(*ioc_);
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
@@ -100,11 +125,15 @@ net::awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor, std::size_t li
         co_return;
       }
       // EMFILE/ENFILE/ENOBUFS: back off briefly instead of spinning; established connections keep going.
-      spdlog::warn("listener {}: accept failed: {}", gen_->config->listeners[listener].name, ec.message());
+      spdlog::warn("listener {}: accept failed: {}", current_->gen->config->listeners[listener].name, ec.message());
       backoff.expires_after(std::chrono::milliseconds(50));
       co_await backoff.async_wait(use_nothrow);
       continue;
     }
+    // Listener limits and statistics come from the generation current at accept time.
+    auto wg = current_;
+    const std::uint32_t cap = wg->gen->config->listeners[listener].max_connections;
+    auto& ls = wg->stats->listeners[listener];
     if (counter.fetch_add(1, std::memory_order_relaxed) >= cap) {
       counter.fetch_sub(1, std::memory_order_relaxed);
       ls.connections_rejected.inc();
@@ -114,11 +143,11 @@ net::awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor, std::size_t li
     }
     ls.connections_accepted.inc();
     ls.connections_open.inc();
-    auto done = [this, &counter, &ls](std::exception_ptr e) {
+    auto done = [wg, &counter, &ls](std::exception_ptr e) {
       counter.fetch_sub(1, std::memory_order_relaxed);
       ls.connections_open.dec();
       if (e) {
-        stats_->bugs.inc();
+        wg->stats->bugs.inc();
         try {
           std::rethrow_exception(e);
         } catch (const std::exception& ex) {
@@ -159,7 +188,7 @@ void Worker::begin_drain() {
         c.stream->cancel();  // the pending read ends with operation_aborted and the coroutine closes
       }
     }
-    for (auto& p : pools_) {
+    for (auto& p : current_->pools) {
       p->close_idle();
     }
   });

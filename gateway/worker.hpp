@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <list>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -33,6 +34,19 @@ struct SharedState {
   audit::Log* audit = nullptr;  // null = audit off; thread-safe (append from any thread)
 };
 
+// Everything a worker builds from one configuration generation. A connection pins the WorkerGeneration it
+// started with (shared_ptr), so a reload never changes the configuration under an exchange in flight; the
+// old one is freed when its last connection ends. Used only on the worker's thread, except `stats` (relaxed
+// atomics, read by /metrics).
+struct WorkerGeneration {
+  std::shared_ptr<const Generation> gen;
+  std::unique_ptr<WorkerStats> stats;
+  std::vector<std::unique_ptr<UpstreamPool>> pools;
+  std::unique_ptr<policies::WorkerState> policy_state;
+  const policies::ratelimit::RateLimitStats* ratelimit_stats = nullptr;
+  ~WorkerGeneration();
+};
+
 class Worker {
  public:
   Worker(std::size_t id, std::shared_ptr<const Generation> gen, SharedState& shared);
@@ -42,7 +56,10 @@ class Worker {
 
   net::io_context& io() noexcept { return *ioc_; }
   std::size_t id() const noexcept { return id_; }
-  const WorkerStats& stats() const noexcept { return *stats_; }
+  // From any thread: the worker's current generation (for /metrics).
+  std::shared_ptr<const WorkerGeneration> snapshot() const;
+  // From any thread: switch new connections to `gen` (built and validated by the caller).
+  void adopt(std::shared_ptr<const Generation> gen);
   std::size_t open_connections() const noexcept { return open_.load(std::memory_order_relaxed); }
 
   void start();  // runs the io_context on a new thread until stop()
@@ -66,12 +83,8 @@ class Worker {
   std::list<ConnEntry>::iterator register_connection(TcpStream* stream);
   void unregister_connection(std::list<ConnEntry>::iterator it);
   bool draining() const noexcept { return draining_; }
-  WorkerStats& mutable_stats() noexcept { return *stats_; }
-  const std::shared_ptr<const Generation>& generation() const noexcept { return gen_; }
-  UpstreamPool& pool(std::size_t upstream) { return *pools_[upstream]; }
-  policies::WorkerState* policy_state() noexcept { return policy_state_.get(); }
-  // Rate-limit counters of this worker (relaxed atomics, readable from the admin thread); null if none.
-  const policies::ratelimit::RateLimitStats* ratelimit_stats() const noexcept { return ratelimit_stats_; }
+  // The current generation (worker thread only; connections keep the one they started with).
+  const std::shared_ptr<WorkerGeneration>& current() const noexcept { return current_; }
   SharedState& shared() noexcept { return shared_; }
   std::string new_request_id();
 
@@ -88,12 +101,11 @@ class Worker {
   // concurrency hint 1: one thread, no internal locking. Destroyed explicitly in ~Worker, before the members
   // that pending coroutine frames still reference.
   std::unique_ptr<net::io_context> ioc_ = std::make_unique<net::io_context>(1);
-  std::shared_ptr<const Generation> gen_;
+  std::shared_ptr<WorkerGeneration> make_generation(std::shared_ptr<const Generation> gen);
+
   SharedState& shared_;
-  std::unique_ptr<WorkerStats> stats_;
-  std::vector<std::unique_ptr<UpstreamPool>> pools_;
-  std::unique_ptr<policies::WorkerState> policy_state_;
-  const policies::ratelimit::RateLimitStats* ratelimit_stats_ = nullptr;
+  std::shared_ptr<WorkerGeneration> current_;  // written on the worker thread under current_mu_
+  mutable std::mutex current_mu_;               // guards current_ against /metrics readers
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
   std::list<ConnEntry> connections_;
   std::vector<std::unique_ptr<char[]>> free_relay_buffers_;

@@ -58,6 +58,7 @@ struct ListenerTlsConfig {
   bool session_cache = true;                    // stateful resumption (server-side cache)
   ClientAuth client_auth = ClientAuth::off;     // off | optional | required
   std::string client_ca_file;                   // required unless client_auth == off
+  std::string client_crl_file;                  // optional CRL (PEM or DER) of the client CA: revoked certs fail
   std::uint32_t client_verify_depth = 4;        // 1..10
 };
 

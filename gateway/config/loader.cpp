@@ -756,6 +756,7 @@ class Loader {
              t.client_auth = *a;
          }},
         {"client_ca", false, set_file(t.client_ca_file, FileKind::ca)},
+        {"client_crl", false, set_file(t.client_crl_file, FileKind::ca)},
         {"client_verify_depth", false, set_int(t.client_verify_depth, 1, 10)},
     });
   }
