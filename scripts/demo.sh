@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
 ./build/gerbangctl certs demo --out demo-run/certs >/dev/null
+[ -f demo-run/audit.key ] || ./build/gerbangctl keys generate --out demo-run/audit.key --name demo.gerbang.local/gw-01 >/dev/null
 ./build/gerbang --check-config examples/demo.yaml
 ./build/gerbang-demo-upstream --listen 127.0.0.1:9000 > demo-run/upstream.log 2>&1 &
 upstream=$!
@@ -23,6 +24,10 @@ gerbang is running on https://localhost:8443 (admin on http://127.0.0.1:9901). T
   curl -i http://localhost:8080/echo/hello                                  # 301 to https
   curl -i --cacert demo-run/certs/ca.pem https://localhost:8443/nowhere     # 404 problem+json
   curl -i --cacert demo-run/certs/ca.pem -H 'Content-Length: 1' -H 'Transfer-Encoding: chunked' -d x https://localhost:8443/echo/  # 400
+  curl -i --cacert demo-run/certs/ca.pem "https://localhost:8443/api/cari?q=1'%20OR%20'1'='1"   # 403 waf.blocked
+  curl -sD- -o/dev/null --cacert demo-run/certs/ca.pem https://localhost:8443/echo/x | grep -i receipt  # audit receipt
+  ./build/gerbangctl audit verify --dir demo-run/audit --key "\$(./build/gerbangctl keys public demo-run/audit.key)"
+  kill -HUP \$(pgrep -f 'gerbang --config')                                 # live reload of examples/demo.yaml
   curl http://127.0.0.1:9901/metrics
   tail -f demo-run/access.log                                                # JSON access log
 

@@ -767,6 +767,7 @@ TEST_P(ExampleConfigs, LoadsWithoutErrors) {
   ASSERT_TRUE(make_cert(certs, "server-rsa"));
   ASSERT_TRUE(make_cert(certs, "client"));
   fs::copy_file(certs / "server-ecdsa.pem", certs / "ca.pem");
+  dir.write("demo-run/audit.key", "PRIVATE+KEY+placeholder\n", 0600);  // the demo's audit key (mode checked only)
   const std::string name = GetParam();
   const std::string path = dir.write("examples/" + name, read(fs::path(GERBANG_SOURCE_DIR) / "examples" / name));
   Diagnostics d;
@@ -785,6 +786,7 @@ TEST(DemoConfig, HasTheDocumentedShape) {
   ASSERT_TRUE(make_cert(certs, "server-ecdsa"));
   ASSERT_TRUE(make_cert(certs, "server-rsa"));
   fs::copy_file(certs / "server-ecdsa.pem", certs / "ca.pem");
+  dir.write("demo-run/audit.key", "PRIVATE+KEY+placeholder\n", 0600);
   const std::string path = dir.write("examples/demo.yaml", read(fs::path(GERBANG_SOURCE_DIR) / "examples/demo.yaml"));
   Diagnostics d;
   auto c = load_file(path, d);
