@@ -8,20 +8,32 @@
 # request read from /proc/PID/stat. Then the resident memory of each proxy with $IDLE_CONNS idle TLS
 # keep-alive connections is measured. See bench/README.md.
 #
+# Feature scenarios run extra gerbang instances (and an NGINX with ModSecurity) next to the two above:
+# `policies` (JWT + allow + rate limit vs the plain proxy), `audit-strict` / `audit-batched` (signed audit
+# log vs audit off), `waf-small` / `waf-post` (gerbang's WAF vs NGINX + ModSecurity-nginx, both with the
+# OWASP CRS at paranoia 1). Then the audit logs are verified with `gerbangctl audit verify`, and gerbang is
+# profiled with `perf` if available.
+#
 # Environment: ROUNDS (3), DURATION (10, seconds per measured run), WARMUP (2, seconds before each run),
-# IDLE_CONNS (10000, 0 to skip the memory test), SCENARIOS (all five), CONNS (64), HS_CONNS (16),
-# WRK_THREADS (1), PROXY_CPU (0), CLIENT_CPU (1), BUILD_DIR (dir with gerbang and gerbangctl; default
-# ./build, built with scripts/build.sh if missing), RESULTS_DIR (bench/results), KEEP_TMP (1 = keep the
-# temporary directory), NGINX (nginx binary).
+# IDLE_CONNS (10000, 0 to skip the memory test), SCENARIOS (all ten), CONNS (64), HS_CONNS (16),
+# WAF_CONNS (16), WRK_THREADS (1), PROXY_CPU (0), CLIENT_CPU (1), BUILD_DIR (dir with gerbang and
+# gerbangctl; default ./build, built with scripts/build.sh if missing), RESULTS_DIR (bench/results),
+# KEEP_TMP (1 = keep the temporary directory), NGINX (nginx binary), PROFILE (auto|0|1: perf profiles),
+# PROFILE_SCENARIOS (small-get get-16k policies audit-strict waf-post), PROFILE_SECONDS (5).
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 IDLE_CONNS=${IDLE_CONNS:-10000}
-SCENARIOS=${SCENARIOS:-"small-get get-16k post-4k handshake-full handshake-resumed"}
+ALL_SCENARIOS="small-get get-16k post-4k handshake-full handshake-resumed policies audit-strict audit-batched waf-small waf-post"
+SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 CONNS=${CONNS:-64}
 HS_CONNS=${HS_CONNS:-16}
+WAF_CONNS=${WAF_CONNS:-16}
+PROFILE=${PROFILE:-auto}
+PROFILE_SCENARIOS=${PROFILE_SCENARIOS:-"small-get get-16k policies audit-strict waf-post"}
+PROFILE_SECONDS=${PROFILE_SECONDS:-5}
 WRK_THREADS=${WRK_THREADS:-1}
 PROXY_CPU=${PROXY_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
@@ -34,17 +46,25 @@ RESULTS_DIR=${RESULTS_DIR:-$here/results}
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-for v in ROUNDS DURATION WARMUP IDLE_CONNS CONNS HS_CONNS WRK_THREADS PROXY_CPU CLIENT_CPU; do
+for v in ROUNDS DURATION WARMUP IDLE_CONNS CONNS HS_CONNS WAF_CONNS WRK_THREADS PROXY_CPU CLIENT_CPU PROFILE_SECONDS; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer, got '${!v}'"
 done
 ((ROUNDS >= 1)) || die "ROUNDS must be at least 1"
 ((DURATION >= 1)) || die "DURATION must be at least 1"
 ((ROUNDS >= 3)) || log "warning: ROUNDS=$ROUNDS; medians of fewer than 3 rounds are not meaningful"
 for s in $SCENARIOS; do
-  case $s in small-get | get-16k | post-4k | handshake-full | handshake-resumed) ;;
-  *) die "unknown scenario '$s'" ;;
-  esac
+  case " $ALL_SCENARIOS " in *" $s "*) ;; *) die "unknown scenario '$s' (known: $ALL_SCENARIOS)" ;; esac
 done
+selected() { # SCENARIO...: true if any of them is in $SCENARIOS
+  local a
+  for a in "$@"; do case " $SCENARIOS " in *" $a "*) return 0 ;; esac; done
+  return 1
+}
+NEED_POLICIES=0 NEED_AUDIT_STRICT=0 NEED_AUDIT_BATCHED=0 NEED_WAF=0
+selected policies && NEED_POLICIES=1
+selected audit-strict && NEED_AUDIT_STRICT=1
+selected audit-batched && NEED_AUDIT_BATCHED=1
+selected waf-small waf-post && NEED_WAF=1
 if (($(nproc) < 2)); then
   log "warning: only $(nproc) CPU; proxies, wrk and the upstream all share CPU 0"
   PROXY_CPU=0 CLIENT_CPU=0
@@ -55,6 +75,17 @@ fi
 missing=()
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+modsec_module() { # the ModSecurity-nginx dynamic module, or nothing
+  local f
+  for f in ${NGINX_MODSEC_MODULE:-} /usr/lib/nginx/modules/ngx_http_modsecurity_module.so \
+    /usr/share/nginx/modules/ngx_http_modsecurity_module.so /usr/lib64/nginx/modules/ngx_http_modsecurity_module.so; do
+    [[ -f $f ]] && { echo "$f"; return; }
+  done
+}
+if ((NEED_WAF)); then
+  [[ -n $(modsec_module) ]] || missing+=(libnginx-mod-http-modsecurity)
+  [[ -d /usr/share/modsecurity-crs/rules ]] || missing+=(modsecurity-crs)
+fi
 if ((${#missing[@]})); then
   log "installing ${missing[*]} with apt-get"
   sudo=()
@@ -68,6 +99,19 @@ NGINX=${NGINX:-$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)}
 command -v wrk >/dev/null 2>&1 || die "wrk not found"
 command -v python3 >/dev/null 2>&1 || die "python3 not found"
 command -v taskset >/dev/null 2>&1 || die "taskset not found (util-linux)"
+if ((NEED_POLICIES)); then command -v openssl >/dev/null 2>&1 || die "openssl not found (policies scenario)"; fi
+MODSEC_MODULE=""
+if ((NEED_WAF)); then
+  MODSEC_MODULE=$(modsec_module)
+  [[ -n $MODSEC_MODULE ]] || die "ngx_http_modsecurity_module.so not found (libnginx-mod-http-modsecurity)"
+fi
+# perf: hardware counters are often missing in VMs, so profiles sample the cpu-clock software event.
+case $PROFILE in
+auto) if command -v perf >/dev/null 2>&1 && perf record -e cpu-clock -o /dev/null -q -- true >/dev/null 2>&1; then
+  PROFILE=1; else PROFILE=0; fi ;;
+0 | 1) ;;
+*) die "PROFILE must be auto, 0 or 1" ;;
+esac
 
 BUILD_DIR=${BUILD_DIR:-$repo/build}
 if [[ ! -x $BUILD_DIR/gerbang || ! -x $BUILD_DIR/gerbangctl ]]; then
@@ -107,7 +151,7 @@ cleanup() {
     wait "$pid" 2>/dev/null || true
   done
   if ((rc != 0)); then
-    for f in "$WORK"/gerbang.stderr "$WORK"/nginx/error.log "$WORK"/upstream/error.log; do
+    for f in "$WORK"/gerbang*.stderr "$WORK"/nginx/error.log "$WORK"/nginx-waf/error.log "$WORK"/upstream/error.log; do
       [[ -s $f ]] && { log "last lines of $f:"; tail -n 20 "$f" >&2; }
     done
   fi
@@ -140,13 +184,25 @@ wait_port() { # PORT PID: waits until something accepts on the port, while PID l
 }
 
 # ---------------------------------------------------------------------------------------------------
-# Certificates and the upstream.
+# Private copies of the binaries: the build directory may be rebuilt by someone else during the run.
 log "work directory $WORK"
+GERBANG_SRC=$GERBANG
+gerbang_mtime=$(date -u -r "$GERBANG" '+%Y-%m-%d %H:%M:%S UTC')
+mkdir -p "$WORK/bin"
+cp "$GERBANG" "$WORK/bin/gerbang"
+cp "$GERBANGCTL" "$WORK/bin/gerbangctl"
+GERBANG=$WORK/bin/gerbang
+GERBANGCTL=$WORK/bin/gerbangctl
+git_state=$(git -C "$repo" --no-optional-locks log -1 --format='%h (%cd)' --date=format:'%Y-%m-%d %H:%M' 2>/dev/null || echo unknown)
+git_dirty=$(git -C "$repo" --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null | awk '{ print $2 }' | tr '\n' ' ')
+
+# ---------------------------------------------------------------------------------------------------
+# Certificates and the upstream.
 "$GERBANGCTL" certs demo --out "$WORK/pki" >/dev/null
 CERT=$WORK/pki/server-ecdsa.pem
 KEY=$WORK/pki/server-ecdsa.key
 
-read -r UP_PORT NG_PORT NG_NORES_PORT NG_CHECK_PORT <<<"$(free_ports 4)"
+read -r UP_PORT NG_PORT NG_NORES_PORT NG_CHECK_PORT NG_WAF_PORT <<<"$(free_ports 5)"
 
 mkdir -p "$WORK/upstream/www" "$WORK/upstream/tmp"
 # nginx workers run as an unprivileged user when started by root: they must be able to read the bodies.
@@ -304,6 +360,196 @@ upstreams:
     max_idle: 64
 EOF
 
+# ---------------------------------------------------------------------------------------------------
+# Extra instances for the feature scenarios. Each is its own gerbang process (same head as above, one
+# listener with resumption on, same upstream) so that the existing scenarios run against an unchanged
+# gerbang; the plain gerbang above is their baseline.
+gerbang_head() { # the top of an extra instance's configuration
+  cat <<EOF
+workers: 1
+admin:
+  address: "127.0.0.1:0"
+log:
+  level: warn
+  access_log: "off"
+timeouts:
+  keepalive_idle: 300s
+  drain: 1s
+listeners:
+  - name: resume
+    address: "127.0.0.1:0"
+$(tls_block true true)
+upstreams:
+  - name: up
+    targets: ["127.0.0.1:$UP_PORT"]
+    max_idle: 64
+EOF
+}
+
+JWT_ISSUER=https://idp.bench.local
+JWT_AUDIENCE=gerbang-bench
+if ((NEED_POLICIES)); then
+  # An Ed25519 key in a JWKS file and a token for consumer "bench" (23 h, under the issuer's 24 h maximum).
+  mkdir -p "$WORK/policies"
+  openssl genpkey -algorithm ed25519 -out "$WORK/policies/idp.pem" 2>/dev/null
+  JWT=$(python3 "$here/jwt_token.py" --key "$WORK/policies/idp.pem" --jwks-out "$WORK/policies/jwks.json" \
+    --issuer "$JWT_ISSUER" --audience "$JWT_AUDIENCE" --subject bench --groups bench-clients) ||
+    die "could not make the JWT"
+  {
+    gerbang_head
+    cat <<EOF
+auth:
+  jwt_issuers:
+    - name: bench-idp
+      issuer: "$JWT_ISSUER"
+      audiences: ["$JWT_AUDIENCE"]
+      jwks_file: $WORK/policies/jwks.json
+      algorithms: [EdDSA]
+consumers:
+  - id: bench
+    groups: [bench-clients]
+    department: bench
+    credentials:
+      jwt:
+        - {issuer: bench-idp, subject: bench}
+routes:
+  - name: all
+    upstream: up
+    ip:
+      allow: ["127.0.0.0/8"]
+    auth:
+      methods: [jwt]
+    allow:
+      - consumers: [bench]
+        methods: [GET, HEAD]
+    rate_limits:
+      - rate: "1000000/s"
+        key: consumer
+EOF
+  } >"$WORK/gerbang-policies.yaml"
+fi
+
+AUDIT_ORIGIN=bench.audit/gw
+if ((NEED_AUDIT_STRICT || NEED_AUDIT_BATCHED)); then
+  mkdir -p "$WORK/audit"
+  AUDIT_VKEY=$("$GERBANGCTL" keys generate --out "$WORK/audit/audit.key" --name "$AUDIT_ORIGIN" 2>/dev/null | head -n 1)
+  [[ $AUDIT_VKEY == "$AUDIT_ORIGIN+"* ]] || die "gerbangctl keys generate printed no verifier key"
+  for mode in strict batched; do
+    {
+      gerbang_head
+      cat <<EOF
+audit:
+  dir: $WORK/audit/log-$mode
+  origin: "$AUDIT_ORIGIN"
+  key: $WORK/audit/audit.key
+  durability: $mode
+routes:
+  - name: all
+    upstream: up
+EOF
+    } >"$WORK/gerbang-audit-$mode.yaml"
+  done
+fi
+
+# CRS request rules as gerbang loads them (gateway: crs_dir/rules/REQUEST-*.conf, sorted; no RESPONSE-*
+# rules without inspect_response), and the settings gerbang's WAF puts around them.
+CRS_DIR=/usr/share/modsecurity-crs
+CRS_SETUP=/etc/modsecurity/crs/crs-setup.conf
+WAF_ALLOWED_METHODS="GET HEAD POST OPTIONS PUT PATCH DELETE"  # gerbang's default allowed_methods
+WAF_BODY_LIMIT=131072                                       # gerbang's default body_inspection_limit
+if ((NEED_WAF)); then
+  [[ -f $CRS_SETUP ]] || die "$CRS_SETUP not found (modsecurity-crs)"
+  {
+    gerbang_head
+    cat <<EOF
+routes:
+  - name: all
+    upstream: up
+    waf:
+      mode: block
+      paranoia: 1
+EOF
+  } >"$WORK/gerbang-waf.yaml"
+
+  # NGINX + ModSecurity-nginx: the recommended ModSecurity configuration adapted (engine on, request
+  # bodies on, response bodies off, audit log off, gerbang's body limit), crs-setup.conf, the same
+  # paranoia/threshold/method settings, the same REQUEST-*.conf files.
+  MODSEC_BASE=""
+  for f in /etc/modsecurity/modsecurity.conf-recommended /usr/share/nginx/docs/modsecurity/modsecurity.conf \
+    /etc/nginx/modsecurity.conf /usr/share/doc/libmodsecurity3/examples/modsecurity.conf-recommended; do
+    [[ -f $f ]] && { MODSEC_BASE=$f; break; }
+  done
+  [[ -n $MODSEC_BASE ]] || die "no modsecurity.conf-recommended found"
+  mkdir -p "$WORK/nginx-waf/tmp/modsec"
+  chmod 755 "$WORK/nginx-waf" "$WORK/nginx-waf/tmp"
+  chmod 777 "$WORK/nginx-waf/tmp/modsec"
+  sed -e 's/^SecRuleEngine .*/SecRuleEngine On/' \
+    -e 's/^SecRequestBodyAccess .*/SecRequestBodyAccess On/' \
+    -e 's/^SecResponseBodyAccess .*/SecResponseBodyAccess Off/' \
+    -e 's/^SecAuditEngine .*/SecAuditEngine Off/' \
+    -e "s|^SecAuditLog .*|SecAuditLog $WORK/nginx-waf/modsec_audit.log|" \
+    -e "s/^SecRequestBodyLimit .*/SecRequestBodyLimit $WAF_BODY_LIMIT/" \
+    -e "s/^SecRequestBodyNoFilesLimit .*/SecRequestBodyNoFilesLimit $WAF_BODY_LIMIT/" \
+    -e 's/^SecStatusEngine .*/SecStatusEngine Off/' \
+    -e "s|^SecTmpDir .*|SecTmpDir $WORK/nginx-waf/tmp/modsec/|" \
+    -e "s|^SecDataDir .*|SecDataDir $WORK/nginx-waf/tmp/modsec/|" \
+    "$MODSEC_BASE" >"$WORK/nginx-waf/modsecurity.conf"
+  if grep -q '^SecUnicodeMapFile unicode.mapping' "$WORK/nginx-waf/modsecurity.conf"; then
+    cp "$(dirname "$MODSEC_BASE")/unicode.mapping" "$WORK/nginx-waf/" 2>/dev/null ||
+      sed -i 's/^SecUnicodeMapFile /# SecUnicodeMapFile /' "$WORK/nginx-waf/modsecurity.conf"
+  fi
+  {
+    echo "Include $WORK/nginx-waf/modsecurity.conf"
+    echo "Include $CRS_SETUP"
+    echo "SecAction \"id:900800,phase:1,nolog,pass,t:none,setvar:tx.paranoia_level=1,setvar:tx.executing_paranoia_level=1\""
+    echo "SecAction \"id:900801,phase:1,nolog,pass,t:none,setvar:tx.inbound_anomaly_score_threshold=5,setvar:tx.outbound_anomaly_score_threshold=4\""
+    echo "SecAction \"id:900802,phase:1,nolog,pass,t:none,setvar:'tx.allowed_methods=$WAF_ALLOWED_METHODS'\""
+    for f in $(find "$CRS_DIR/rules" -maxdepth 1 -name 'REQUEST-*.conf' | LC_ALL=C sort); do echo "Include $f"; done
+  } >"$WORK/nginx-waf/rules.conf"
+  {
+    echo "load_module $MODSEC_MODULE;"
+    nginx_common "$WORK/nginx-waf"
+    cat <<EOF
+http {
+$(temp_paths "$WORK/nginx-waf")
+    access_log off;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    client_max_body_size 10m;
+    ssl_protocols TLSv1.3;
+    ssl_prefer_server_ciphers on;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
+    ssl_ecdh_curve X25519:prime256v1:secp384r1;
+    ssl_conf_command NumTickets 1;
+    ssl_certificate $CERT;
+    ssl_certificate_key $KEY;
+    upstream up {
+        server 127.0.0.1:$UP_PORT;
+        keepalive 64;
+        keepalive_requests 10000000;
+    }
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    server {
+        listen 127.0.0.1:$NG_WAF_PORT ssl backlog=4096;
+        ssl_session_tickets on;
+        ssl_session_cache shared:benchwaf:10m;
+        modsecurity on;
+        modsecurity_rules_file $WORK/nginx-waf/rules.conf;
+        location / { proxy_pass http://up; }
+    }
+}
+EOF
+  } >"$WORK/nginx-waf/nginx.conf"
+  "$NGINX" -t -p "$WORK/nginx-waf" -c "$WORK/nginx-waf/nginx.conf" -e "$WORK/nginx-waf/error.log" \
+    >"$WORK/nginx-waf/check.log" 2>&1 || { cat "$WORK/nginx-waf/check.log" >&2; die "nginx (ModSecurity) rejected its configuration"; }
+fi
+for f in "$WORK"/gerbang-*.yaml; do
+  [[ -e $f ]] || continue
+  "$GERBANG" --check-config "$f" >"${f%.yaml}.check" 2>&1 ||
+    { cat "${f%.yaml}.check" >&2; die "gerbang rejected $(basename "$f")"; }
+done
+
 "$NGINX" -t -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" >"$WORK/nginx/check.log" 2>&1 ||
   { cat "$WORK/nginx/check.log" >&2; die "nginx rejected its configuration"; }
 "$GERBANG" --check-config "$WORK/gerbang.yaml" >"$WORK/gerbang.check" 2>&1 ||
@@ -336,6 +582,46 @@ NG_WORKER=$(pgrep -P "$NG_PID" | head -n 1)
 log "gerbang pid $GB_PID (:$GB_PORT, no resumption :$GB_NORES_PORT, admin :$GB_ADMIN)"
 log "nginx master $NG_PID worker $NG_WORKER (:$NG_PORT, no resumption :$NG_NORES_PORT)"
 
+# Variants: each scenario compares two of them. VPIDS: the processes whose CPU time is counted.
+declare -A VPIDS VPORT VADMIN
+VPIDS[gerbang]=$GB_PID VPORT[gerbang]=$GB_PORT VADMIN[gerbang]=$GB_ADMIN
+VPIDS[nginx]="$NG_PID $NG_WORKER" VPORT[nginx]=$NG_PORT
+start_gerbang() { # VARIANT CONFIG
+  local v=$1 f=$2 base pid
+  base=$WORK/${1//+/-}
+  taskset -c "$PROXY_CPU" "$GERBANG" --config "$f" --ready-file "$base.ready" >"$base.stdout" 2>"$base.stderr" &
+  pid=$!
+  started_pids+=("$pid")
+  for _ in $(seq 300); do
+    grep -qx ready "$base.ready" 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || die "gerbang ($v) exited: $(cat "$base.stderr")"
+    sleep 0.1
+  done
+  grep -qx ready "$base.ready" 2>/dev/null || die "gerbang ($v) did not become ready"
+  VPIDS[$v]=$pid
+  VPORT[$v]=$(awk '$1 == "listener" && $2 == "resume" { print $3 }' "$base.ready")
+  VADMIN[$v]=$(awk '$1 == "admin" { print $2 }' "$base.ready")
+  log "gerbang ($v) pid $pid (:${VPORT[$v]}, admin :${VADMIN[$v]})"
+}
+((NEED_POLICIES)) && start_gerbang gerbang+policies "$WORK/gerbang-policies.yaml"
+((NEED_AUDIT_STRICT)) && start_gerbang gerbang+audit-strict "$WORK/gerbang-audit-strict.yaml"
+((NEED_AUDIT_BATCHED)) && start_gerbang gerbang+audit-batched "$WORK/gerbang-audit-batched.yaml"
+if ((NEED_WAF)); then
+  start_gerbang gerbang+waf "$WORK/gerbang-waf.yaml"
+  taskset -c "$PROXY_CPU" "$NGINX" -p "$WORK/nginx-waf" -c "$WORK/nginx-waf/nginx.conf" -e "$WORK/nginx-waf/error.log" \
+    >"$WORK/nginx-waf/stdout" 2>&1 &
+  NGW_PID=$!
+  started_pids+=("$NGW_PID")
+  for _ in $(seq 100); do # loading the CRS takes a moment
+    wait_port "$NG_WAF_PORT" "$NGW_PID" && break
+  done
+  wait_port "$NG_WAF_PORT" "$NGW_PID" || die "nginx (ModSecurity) did not start: $(tail -n 5 "$WORK/nginx-waf/error.log" 2>/dev/null)"
+  NGW_WORKER=$(pgrep -P "$NGW_PID" | head -n 1)
+  [[ -n $NGW_WORKER ]] || die "no nginx (ModSecurity) worker process under master $NGW_PID"
+  VPIDS[nginx+modsecurity]="$NGW_PID $NGW_WORKER" VPORT[nginx+modsecurity]=$NG_WAF_PORT
+  log "nginx+modsecurity master $NGW_PID worker $NGW_WORKER (:$NG_WAF_PORT)"
+fi
+
 # ---------------------------------------------------------------------------------------------------
 # Helpers for measurements.
 cpu_ticks() { # PID...: utime + stime (all threads), in clock ticks
@@ -360,8 +646,8 @@ established() { # PORT: server-side TCP sockets of 127.0.0.1:PORT the proxy has 
   # (ESTABLISHED 01 or CLOSE_WAIT 08; not LISTEN, and not TIME_WAIT or FIN states, which it already closed)
   awk -v p="$(printf '%04X' "$1")" '$2 ~ (":" p "$") && ($4 == "01" || $4 == "08") { n++ } END { print n + 0 }' /proc/net/tcp
 }
-proxy_pids() { # gerbang|nginx
-  if [[ $1 == gerbang ]]; then echo "$GB_PID"; else echo "$NG_PID $NG_WORKER"; fi
+proxy_pids() { # VARIANT
+  echo "${VPIDS[$1]}"
 }
 gerbang_metric() { # NAME LISTENER
   python3 - "$GB_ADMIN" "$1" "$2" <<'EOF'
@@ -407,6 +693,64 @@ for port in sys.argv[1:]:
 sys.exit(0 if ok else 1)
 EOF
 
+# Functional checks of the feature instances: the request each scenario sends must succeed, and the
+# feature must really be on (a request without a token is refused, the audit log answers with receipts,
+# both WAFs block the same attack).
+fetch() { python3 "$here/tls_fetch.py" "$@"; }
+expect() { # DESCRIPTION WANT_STATUS WANT_LEN(- = any) -- fetch args...
+  local what=$1 want=$2 wlen=$3 got status n
+  shift 4
+  got=$(fetch "$@")
+  read -r status n _ <<<"$got"
+  if [[ $status != "$want" || ($wlen != - && $n != "$wlen") ]]; then
+    log "  check failed: $what: got '$got', want status $want and body length $wlen"
+    return 1
+  fi
+  log "  check: $what -> $got"
+}
+WAF_HDRS=(-H "User-Agent: Mozilla/5.0 (X11; Linux x86_64) gerbang-bench/1" -H "Accept: application/json, */*"
+  -H "Accept-Language: id-ID,id;q=0.9,en;q=0.8")
+ATTACK_PATH="/small?id=1%27%20OR%20%271%27%3D%271"  # ?id=1' OR '1'='1
+checks_ok=1
+if ((NEED_POLICIES)); then
+  p=${VPORT[gerbang+policies]}
+  expect "policies: GET /small with the JWT" 200 100 -- "$p" GET /small -H "Authorization: Bearer $JWT" || checks_ok=0
+  expect "policies: GET /small without a token" 401 - -- "$p" GET /small || checks_ok=0
+  c=${JWT: -10:1}
+  [[ $c == A ]] && c=B || c=A
+  bad_jwt=${JWT:0:${#JWT}-10}$c${JWT: -9} # one signature character changed (not the last, whose low bits are padding)
+  expect "policies: GET /small with a damaged signature" 401 - -- "$p" GET /small -H "Authorization: Bearer $bad_jwt" || checks_ok=0
+  expect "policies: POST /post (no allow rule for POST)" 403 - -- "$p" POST /post -H "Authorization: Bearer $JWT" || checks_ok=0
+  expect "plain gerbang: GET /small with the JWT" 200 100 -- "$GB_PORT" GET /small -H "Authorization: Bearer $JWT" || checks_ok=0
+fi
+for mode in strict batched; do
+  v=gerbang+audit-$mode
+  [[ -n ${VPORT[$v]:-} ]] || continue
+  got=$(fetch "${VPORT[$v]}" GET /small --show-header X-Gerbang-Receipt)
+  log "  check: audit $mode: GET /small -> $got"
+  [[ $got == "200 100 $AUDIT_ORIGIN;"* ]] || { log "  check failed: audit $mode: no 200 with an X-Gerbang-Receipt"; checks_ok=0; }
+done
+if ((NEED_WAF)); then
+  python3 "$here/make_json.py" "$WORK/waf-post.json" --size 4096
+  for v in gerbang+waf nginx+modsecurity; do
+    p=${VPORT[$v]}
+    expect "$v: GET /small" 200 100 -- "$p" GET /small "${WAF_HDRS[@]}" || checks_ok=0
+    expect "$v: POST /post, 4 KiB JSON" 200 3 -- "$p" POST /post --body-file "$WORK/waf-post.json" \
+      -H "Content-Type: application/json" "${WAF_HDRS[@]}" || checks_ok=0
+    expect "$v: GET ?id=1' OR '1'='1" 403 - -- "$p" GET "$ATTACK_PATH" "${WAF_HDRS[@]}" || checks_ok=0
+  done
+  # Benign requests must not match any rule (a match is logged by NGINX on every request, which would
+  # skew the comparison): only the attack should appear in the ModSecurity log lines.
+  n_modsec=$(grep -c 'ModSecurity: ' "$WORK/nginx-waf/error.log" 2>/dev/null || true)
+  n_attack=$(grep 'ModSecurity: ' "$WORK/nginx-waf/error.log" 2>/dev/null | grep -c 'id=1' || true)
+  log "  check: nginx+modsecurity error.log has $n_modsec ModSecurity lines ($n_attack about the attack)"
+  if ((n_modsec != n_attack)); then
+    log "  warning: ModSecurity matched benign check requests:"
+    grep 'ModSecurity: ' "$WORK/nginx-waf/error.log" | grep -v 'id=1' | head -n 5 >&2
+  fi
+fi
+((checks_ok)) || die "feature checks failed"
+
 # wrk Lua scripts: the request, and a done() that prints one machine-readable line.
 wrk_done='
 function done(summary, latency, requests)
@@ -419,10 +763,34 @@ end'
 printf '%s\n' "-- GET" "$wrk_done" >"$WORK/get.lua"
 printf '%s\n' "wrk.method = \"POST\"" "wrk.body = string.rep(\"a\", 4096)" \
   "wrk.headers[\"Content-Type\"] = \"application/octet-stream\"" "$wrk_done" >"$WORK/post.lua"
+if ((NEED_POLICIES)); then # the same request (with the token) to the plain and the policy instance
+  printf '%s\n' "wrk.headers[\"Authorization\"] = \"Bearer $JWT\"" "$wrk_done" >"$WORK/get-jwt.lua"
+fi
+if ((NEED_WAF)); then # browser-like headers (CRS scores requests without them) and Host: localhost
+  waf_headers='wrk.headers["Host"] = "localhost"
+wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) gerbang-bench/1"
+wrk.headers["Accept"] = "application/json, */*"
+wrk.headers["Accept-Language"] = "id-ID,id;q=0.9,en;q=0.8"'
+  printf '%s\n' "$waf_headers" "$wrk_done" >"$WORK/waf-get.lua"
+  printf '%s\n' "$waf_headers" "wrk.method = \"POST\"" \
+    "local f = assert(io.open(\"$WORK/waf-post.json\", \"rb\")); wrk.body = f:read(\"*a\"); f:close()" \
+    "wrk.headers[\"Content-Type\"] = \"application/json\"" "$wrk_done" >"$WORK/waf-post.lua"
+fi
 
-scenario_args() { # SCENARIO PROXY -> sets url, conns, lua, hdr
+variants_of() { # SCENARIO -> "BASELINE OTHER": the two variants a scenario compares, in run order
+  case $1 in
+  policies) echo "gerbang gerbang+policies" ;;
+  audit-strict) echo "gerbang gerbang+audit-strict" ;;
+  audit-batched) echo "gerbang gerbang+audit-batched" ;;
+  waf-small | waf-post) echo "gerbang+waf nginx+modsecurity" ;;
+  *) echo "gerbang nginx" ;;
+  esac
+}
+
+scenario_args() { # SCENARIO VARIANT -> sets url, conns, lua, hdr
   local port nores
-  if [[ $2 == gerbang ]]; then port=$GB_PORT nores=$GB_NORES_PORT; else port=$NG_PORT nores=$NG_NORES_PORT; fi
+  port=${VPORT[$2]}
+  if [[ $2 == gerbang ]]; then nores=$GB_NORES_PORT; else nores=$NG_NORES_PORT; fi
   hdr=()
   lua=$WORK/get.lua
   conns=$CONNS
@@ -432,6 +800,10 @@ scenario_args() { # SCENARIO PROXY -> sets url, conns, lua, hdr
   post-4k) url=https://127.0.0.1:$port/post lua=$WORK/post.lua ;;
   handshake-full) url=https://127.0.0.1:$nores/small conns=$HS_CONNS hdr=(-H "Connection: close") ;;
   handshake-resumed) url=https://127.0.0.1:$port/small conns=$HS_CONNS hdr=(-H "Connection: close") ;;
+  policies) url=https://127.0.0.1:$port/small lua=$WORK/get-jwt.lua ;;
+  audit-strict | audit-batched) url=https://127.0.0.1:$port/small ;;
+  waf-small) url=https://127.0.0.1:$port/small conns=$WAF_CONNS lua=$WORK/waf-get.lua ;;
+  waf-post) url=https://127.0.0.1:$port/post conns=$WAF_CONNS lua=$WORK/waf-post.lua ;;
   esac
   if ((conns < WRK_THREADS)); then threads=$conns; else threads=$WRK_THREADS; fi
 }
@@ -557,10 +929,85 @@ resumption_check
 
 log "measuring: $ROUNDS rounds x ${DURATION}s (+${WARMUP}s warm-up) per scenario and proxy, interleaved"
 for s in $SCENARIOS; do
+  read -r va vb <<<"$(variants_of "$s")"
   for r in $(seq "$ROUNDS"); do
-    run_one "$s" gerbang "$r"
-    run_one "$s" nginx "$r"
+    run_one "$s" "$va" "$r"
+    run_one "$s" "$vb" "$r"
   done
+done
+measure_end=$(date +%s)
+load_measure_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# Profiles (after the measured runs, so that perf does not disturb them): perf samples the gerbang
+# process that the scenario exercises for PROFILE_SECONDS while wrk drives it.
+PROFILE_OUT=()
+profile_variant() { # SCENARIO -> the gerbang variant to profile
+  local a b
+  read -r a b <<<"$(variants_of "$1")"
+  if [[ $b == gerbang+* ]]; then echo "$b"; else echo "$a"; fi
+}
+if ((PROFILE)); then
+  for s in $PROFILE_SCENARIOS; do
+    selected "$s" || continue
+    v=$(profile_variant "$s")
+    scenario_args "$s" "$v"
+    pid=${VPIDS[$v]}
+    taskset -c "$CLIENT_CPU" wrk -t"$threads" -c"$conns" -d"$((PROFILE_SECONDS + 3))s" --timeout 5s -s "$lua" \
+      "${hdr[@]}" "$url" >"$WORK/perf-$s.wrk" 2>&1 &
+    wpid=$!
+    sleep 1.5
+    perf record -e cpu-clock -F 2000 -g -p "$pid" -o "$WORK/perf-$s.data" -- sleep "$PROFILE_SECONDS" \
+      >"$WORK/perf-$s.log" 2>&1 || log "  perf record failed for $s: $(tail -n 2 "$WORK/perf-$s.log")"
+    wait "$wpid" || true
+    perf report -i "$WORK/perf-$s.data" --no-children --stdio -g none --sort dso,symbol >"$WORK/perf-$s.txt" 2>/dev/null || true
+    # (the IPC columns are empty with a software event: cut them and the padding)
+    top=$(grep -E '^ +[0-9.]+%' "$WORK/perf-$s.txt" | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//' |
+      head -n 15 || true)
+    samples=$(sed -n 's/^# Samples: \([^ ]*\) .*/\1/p' "$WORK/perf-$s.txt" | head -n 1)
+    reqs=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' "$WORK/perf-$s.wrk")
+    PROFILE_OUT+=("### $s ($v, pid $pid; ${samples:-?} samples at 2 kHz cpu-clock over ${PROFILE_SECONDS}s; wrk: ${reqs:-?} requests in $((PROFILE_SECONDS + 3))s)"
+      "" '```' "$top" '```' "")
+    log "  profile $s ($v): $(head -n 3 <<<"$top" | awk '{ printf "%s %s; ", $1, $4 }')"
+  done
+fi
+
+# Every extra gerbang's view of the run (non-zero counters) goes into the raw log, before any is stopped.
+for v in "${!VADMIN[@]}"; do
+  [[ $v == gerbang ]] && continue
+  python3 - "${VADMIN[$v]}" "$v" >>"$RAW" 2>&1 <<'EOF' || true
+import sys, urllib.request
+body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+print(f"=== {sys.argv[2]} /metrics at the end (non-zero counters)")
+for line in body.splitlines():
+    if line and not line.startswith("#") and line.split()[-1] not in ("0", "0.0"):
+        print(line)
+EOF
+done
+
+# Audit logs: stop the instance (SIGTERM: drain, final checkpoint), then verify the folder offline and
+# time it. The verifier prints its own records/s.
+VERIFY_LINES=()
+for mode in strict batched; do
+  v=gerbang+audit-$mode
+  [[ -n ${VPIDS[$v]:-} ]] || continue
+  pid=${VPIDS[$v]}
+  kill -TERM "$pid" 2>/dev/null || true
+  rc=0
+  wait "$pid" || rc=$?
+  dir=$WORK/audit/log-$mode
+  bytes=$(du -sb "$dir" | awk '{ print $1 }')
+  t0=$(date +%s%N)
+  vrc=0
+  vout=$(taskset -c "$PROXY_CPU" "$GERBANGCTL" audit verify --dir "$dir" --key "$AUDIT_VKEY" 2>&1) || vrc=$?
+  t1=$(date +%s%N)
+  {
+    echo "=== gerbangctl audit verify ($mode log, exit $vrc, $(((t1 - t0) / 1000000)) ms)"
+    echo "$vout"
+  } >>"$RAW"
+  VERIFY_LINES+=("$(awk -v m="$mode" -v b="$bytes" -v ms="$(((t1 - t0) / 1000000))" -v rc="$vrc" -v grc="$rc" 'BEGIN {
+    printf "%s: gateway exit status %d; log %.1f MiB; `gerbangctl audit verify` exit %d in %.2f s wall; its output:", m, grc, b / 1048576, rc, ms / 1000 }')")
+  VERIFY_LINES+=("$(sed 's/^/    /' <<<"$vout")")
+  log "  audit verify ($mode): exit $vrc in $(((t1 - t0) / 1000000)) ms: $(tail -n 1 <<<"$vout")"
 done
 
 # Memory last, so that the throughput runs do not see a heap grown by 10,000 connections.
@@ -585,42 +1032,9 @@ EOF
 # ---------------------------------------------------------------------------------------------------
 # Report.
 median_table() {
-  awk -F'\t' -v scen="$SCENARIOS" '
-    function median(list,   n, a, i, j, t) {
-      n = split(list, a, " ")
-      if (n == 0) return "NA"
-      for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
-      return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
-    NR > 1 && $4 != "NA" {
-      k = $1 SUBSEP $2
-      rps[k] = rps[k] " " $4; p99[k] = p99[k] " " $6; cpu[k] = cpu[k] " " $7; p50[k] = p50[k] " " $5
-      if ($9 != "c0 r0 w0 s0 t0") errs[k] = errs[k] " r" $3 ":" $9
-    }
-    END {
-      print "| scenario | gerbang req/s | nginx req/s | ratio | gerbang p99 | nginx p99 | gerbang µs CPU/req | nginx µs CPU/req |"
-      print "|---|---:|---:|---:|---:|---:|---:|---:|"
-      n = split(scen, ss, " ")
-      for (i = 1; i <= n; i++) {
-        s = ss[i]; g = s SUBSEP "gerbang"; x = s SUBSEP "nginx"
-        gr = median(rps[g]); nr = median(rps[x])
-        ratio = (gr != "NA" && nr != "NA" && nr > 0) ? sprintf("%.2f", gr / nr) : "NA"
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", s,
-          (gr == "NA") ? gr : sprintf("%.0f", gr), (nr == "NA") ? nr : sprintf("%.0f", nr), ratio,
-          fmt_ms(median(p99[g])), fmt_ms(median(p99[x])), fmt_us(median(cpu[g])), fmt_us(median(cpu[x]))
-      }
-      print ""
-      printf "p50 latency, gerbang / nginx (medians):"
-      for (i = 1; i <= n; i++) {
-        s = ss[i]
-        printf "%s %s %s / %s", (i == 1 ? "" : ";"), s, fmt_ms(median(p50[s SUBSEP "gerbang"])), fmt_ms(median(p50[s SUBSEP "nginx"]))
-      }
-      print "."
-      for (k in errs) { split(k, kk, SUBSEP); printf "\nwrk errors, %s %s (round:c=connect r=read w=write s=status t=timeout):%s\n", kk[2], kk[1], errs[k] }
-    }
-    function fmt_ms(v) { return (v == "NA") ? v : sprintf("%.2f ms", v) }
-    function fmt_us(v) { return (v == "NA") ? v : sprintf("%.1f", v) }
-  ' "$TSV"
+  local s pairs=""
+  for s in $SCENARIOS; do pairs+="$s:$(variants_of "$s" | tr ' ' ':') "; done
+  awk -F'\t' -v pairs="$pairs" -f "$here/report.awk" "$TSV"
 }
 
 mkdir -p "$RESULTS_DIR"
@@ -636,15 +1050,28 @@ openssl_version=$(openssl version 2>/dev/null || echo unknown)
   echo "# gerbang vs NGINX, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   echo "- Host: $(nproc) CPUs, ${cpu_model:-unknown CPU}; kernel $(uname -r)"
-  echo "- Versions: $gerbang_version ($GERBANG); $nginx_version; wrk $wrk_version; $openssl_version"
-  echo "- Load average (1/5/15 min) at start: $load_start; at end: $load_end (the machine may be shared)"
+  echo "- Versions: $gerbang_version ($GERBANG_SRC, built $gerbang_mtime, copied before the run); $nginx_version; wrk $wrk_version; $openssl_version"
+  echo "- Source tree: HEAD $git_state${git_dirty:+; modified, uncommitted: $git_dirty}"
+  echo "- Load average (1/5/15 min) at start: $load_start; after the measured runs: $load_measure_end; at end: $load_end (the machine may be shared)"
   echo "- Setup: proxies on CPU $PROXY_CPU (one worker each), wrk and the upstream nginx on CPU $CLIENT_CPU;" \
-    "TLS 1.3, ECDSA P-256; wrk -t$WRK_THREADS, $CONNS connections ($HS_CONNS for handshakes);" \
-    "$ROUNDS rounds x ${DURATION}s (+${WARMUP}s warm-up), interleaved; medians; total ${elapsed}s"
+    "TLS 1.3, ECDSA P-256; wrk -t$WRK_THREADS, $CONNS connections ($HS_CONNS for handshakes, $WAF_CONNS for the WAF scenarios);" \
+    "$ROUNDS rounds x ${DURATION}s (+${WARMUP}s warm-up), interleaved; medians; measured runs $((measure_end - start_time))s, total ${elapsed}s"
   echo "- Open-file limit: $NOFILE"
+  if selected policies; then
+    echo "- policies: route with \`ip.allow\` 127.0.0.0/8, \`auth: {methods: [jwt]}\` (EdDSA key in a JWKS file, token for consumer \"bench\")," \
+      "\`allow\` consumer bench for GET/HEAD, \`rate_limits\` 1000000/s per consumer; the plain gerbang gets the same request (with the token)"
+  fi
+  if selected audit-strict audit-batched; then
+    echo "- audit: \`audit: {dir, origin: $AUDIT_ORIGIN, key, durability: strict|batched}\` (other keys default), log on $(df -T "$WORK" | awk 'NR == 2 { print $2 " (" $1 ")" }')"
+  fi
+  if ((NEED_WAF)); then
+    echo "- WAF: gerbang route \`waf: {mode: block, paranoia: 1}\` vs NGINX + ModSecurity-nginx ($(basename "$MODSEC_MODULE"), libmodsecurity $(dpkg-query -W -f='${Version}' libmodsecurity3 2>/dev/null || echo '?'))" \
+      "with $MODSEC_BASE adapted (engine on, request body on, response body off, audit off, body limit $WAF_BODY_LIMIT), $CRS_SETUP," \
+      "paranoia 1, thresholds 5/4, allowed methods \"$WAF_ALLOWED_METHODS\", the same $(find "$CRS_DIR/rules" -maxdepth 1 -name 'REQUEST-*.conf' | wc -l) REQUEST-*.conf files of CRS $(dpkg-query -W -f='${Version}' modsecurity-crs 2>/dev/null || echo '?');" \
+      "wrk sends browser-like headers and Host: localhost; the WAF POST is a 4096-byte JSON document with 36 string fields"
+  fi
   echo
   median_table
-  echo
   if ((IDLE_CONNS > 0)); then
     echo "Memory (VmRSS):"
     echo
@@ -653,6 +1080,19 @@ openssl_version=$(openssl version 2>/dev/null || echo unknown)
   fi
   echo "Resumption check (wrk, Connection: close, 2 s): $RES_GB; $RES_NG; $RES_GB_OFF."
   echo
+  if ((${#VERIFY_LINES[@]})); then
+    echo "Audit log verification (\`gerbangctl audit verify --dir D --key VKEY\`, after the gateway stopped, on CPU $PROXY_CPU):"
+    echo
+    for l in "${VERIFY_LINES[@]}"; do
+      if [[ $l == "    "* ]]; then printf '\n```\n%s\n```\n\n' "$(sed 's/^    //' <<<"$l")"; else echo "- $l"; fi
+    done
+    echo
+  fi
+  if ((${#PROFILE_OUT[@]})); then
+    echo "## Profiles (perf record -e cpu-clock -g -p PID, top 15 by self time: perf report --no-children -g none --sort dso,symbol)"
+    echo
+    for l in "${PROFILE_OUT[@]}"; do echo "$l"; done
+  fi
   echo "<details><summary>All runs</summary>"
   echo
   echo "| scenario | proxy | round | req/s | p50 ms | p99 ms | µs CPU/req | requests | wrk errors |"
@@ -662,12 +1102,14 @@ openssl_version=$(openssl version 2>/dev/null || echo unknown)
   echo "</details>"
 } >"$RESULT_FILE"
 cp "$RAW" "${RESULT_FILE%.md}.raw.txt"
-if [[ -s $WORK/gerbang.stderr ]]; then
-  { echo "=== gerbang stderr"; cat "$WORK/gerbang.stderr"; } >>"${RESULT_FILE%.md}.raw.txt"
-fi
-for f in nginx/error.log upstream/error.log; do
+for f in "$WORK"/gerbang*.stderr; do
+  if [[ -s $f ]]; then
+    { echo "=== $(basename "$f" .stderr) stderr (last 200 lines)"; tail -n 200 "$f"; } >>"${RESULT_FILE%.md}.raw.txt"
+  fi
+done
+for f in nginx/error.log upstream/error.log nginx-waf/error.log; do
   if [[ -s $WORK/$f ]]; then
-    { echo "=== $f"; cat "$WORK/$f"; } >>"${RESULT_FILE%.md}.raw.txt"
+    { echo "=== $f (last 200 lines)"; tail -n 200 "$WORK/$f"; } >>"${RESULT_FILE%.md}.raw.txt"
   fi
 done
 
