@@ -24,6 +24,7 @@ std::string quote(std::string_view s);
 bool is_valid_utf8(std::string_view s) noexcept;
 
 struct Value {
+  Value() = default;  // declared: clang with libstdc++ 12 needs it for the recursive std::pair member
   enum class Type { string, integer, array, object } type = Type::string;
   std::string str;                // string value, or the integer's exact text ("-12", "0")
   bool negative = false;          // integer

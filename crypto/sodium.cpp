@@ -78,6 +78,13 @@ std::optional<std::vector<std::uint8_t>> base64_decode(std::string_view b64) {
   if (b64.size() % 4 != 0) {
     return std::nullopt;
   }
+  // libsodium 1.0.18 decodes every byte >= 0x80 as the sextet 63, so non-canonical spellings of the same
+  // bytes would be accepted: check the alphabet here.
+  for (const char c : b64) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+                    c == '/' || c == '=';
+    if (!ok) return std::nullopt;
+  }
   std::vector<std::uint8_t> out(b64.size() / 4 * 3);
   std::size_t bin_len = 0;
   // ignore = nullptr: no whitespace or other characters are skipped. b64_end = nullptr: libsodium then

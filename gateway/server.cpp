@@ -207,18 +207,17 @@ net::awaitable<void> serve_admin(AdminContext ctx, tcp::socket socket) {
         body = "no such leaf in the latest checkpoint\n";
       }
     } else if (target == "/metrics") {
-      // Counters belong to a generation (they restart at a reload, as a Prometheus counter reset). Workers
-      // that have not switched yet (a few microseconds after a reload) are left out of this scrape.
+      // Every live generation counts (connections from before a reload keep theirs), summed by name under
+      // the current generation's series; a generation's counters disappear once its last connection ends.
       std::vector<std::shared_ptr<const WorkerGeneration>> gens;
-      std::vector<const WorkerStats*> stats;
+      std::vector<StatsSet> sets;
       for (auto& w : *ctx.workers) {
-        auto g = w->snapshot();
-        if (g->gen == ctx.state->gen) {
-          stats.push_back(g->stats.get());
+        for (auto& g : w->live_generations()) {
+          sets.emplace_back(&g->gen->names, g->stats.get());
           gens.push_back(std::move(g));
         }
       }
-      body = render_prometheus(ctx.state->gen->names, stats, ready);
+      body = render_prometheus_sets(ctx.state->gen->names, sets, ready);
       append_policy_metrics(body, gens);
       append_server_metrics(body, *ctx.state);
       if (ctx.shared->audit != nullptr) {

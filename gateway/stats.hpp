@@ -62,6 +62,7 @@ struct ListenerStats {
   Counter connections_accepted;
   Counter connections_open;  // gauge
   Counter connections_rejected;  // over max_connections
+  Counter connections_rejected_per_ip;  // over max_connections_per_ip
   Counter tls_handshakes;
   Counter tls_resumed;
   std::array<Counter, kTlsFailureCount> tls_failures;
@@ -109,8 +110,14 @@ struct MetricNames {
   std::vector<std::string> listeners;
 };
 
-// Prometheus text exposition format 0.0.4 of the sum over `workers`.
+// Prometheus text exposition format 0.0.4 of the sum over `workers` (all of one generation, `names`).
 std::string render_prometheus(const MetricNames& names, const std::vector<const WorkerStats*>& workers,
                               bool ready);
+
+// The same over several generations (a reload leaves connections on older ones): series are those of
+// `current`; each (names, stats) pair adds to them by route/upstream/listener name, so traffic on connections
+// from before a reload keeps counting under the same series.
+using StatsSet = std::pair<const MetricNames*, const WorkerStats*>;
+std::string render_prometheus_sets(const MetricNames& current, const std::vector<StatsSet>& sets, bool ready);
 
 }  // namespace gerbang::gateway

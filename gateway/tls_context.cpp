@@ -13,9 +13,11 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <mutex>
 
+#include "certs/ca.hpp"
 #include "crypto/keys.hpp"
 #include "crypto/openssl.hpp"
 
@@ -285,7 +287,13 @@ std::unique_ptr<ServerTls> ServerTls::create(const config::ListenerConfig& liste
         }
         SSL_CTX_set_verify(c, mode, nullptr);
         SSL_CTX_set_verify_depth(c, static_cast<int>(tls.client_verify_depth));
-        if (!tls.client_crl_file.empty()) {
+        std::string crl_error;
+        if (!tls.client_crl_file.empty() &&
+            !certs::load_crl_file(tls.client_crl_file, tls.client_ca_file, std::time(nullptr), crl_error)) {
+          // A CRL from another CA, with a bad signature, or outside its validity would refuse every client:
+          // refuse the configuration instead (a reload keeps the previous one).
+          errors.push_back("listener " + listener.name + ": client_crl: " + crl_error);
+        } else if (!tls.client_crl_file.empty()) {
           // Revocation: the leaf is checked against the CRL of its issuer (a reload picks up a new CRL).
           BIO* bio = BIO_new_file(tls.client_crl_file.c_str(), "r");
           X509_CRL* crl = bio ? PEM_read_bio_X509_CRL(bio, nullptr, nullptr, nullptr) : nullptr;

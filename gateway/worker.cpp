@@ -13,6 +13,45 @@
 
 namespace gerbang::gateway {
 
+std::string PerIpConnections::key(const net::ip::address& addr) {
+  if (addr.is_v4()) {
+    auto b = addr.to_v4().to_bytes();
+    return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+  }
+  auto v6 = addr.to_v6();
+  if (v6.is_v4_mapped()) {
+    auto b = net::ip::make_address_v4(net::ip::v4_mapped, v6).to_bytes();
+    return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+  }
+  auto b = v6.to_bytes();
+  return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+}
+
+bool PerIpConnections::try_acquire(const net::ip::address& addr, std::uint32_t cap) {
+  const std::string k = key(addr);
+  auto& shard = shards_[std::hash<std::string>{}(k) % kShards];
+  std::lock_guard lock(shard.mu);
+  auto& n = shard.counts[k];
+  if (n >= cap) {
+    if (n == 0) {
+      shard.counts.erase(k);
+    }
+    return false;
+  }
+  ++n;
+  return true;
+}
+
+void PerIpConnections::release(const net::ip::address& addr) {
+  const std::string k = key(addr);
+  auto& shard = shards_[std::hash<std::string>{}(k) % kShards];
+  std::lock_guard lock(shard.mu);
+  auto it = shard.counts.find(k);
+  if (it != shard.counts.end() && --it->second == 0) {
+    shard.counts.erase(it);
+  }
+}
+
 WorkerGeneration::~WorkerGeneration() {
   // Idle upstream sockets first, then the policy state (Redis backend), while the io_context still runs.
   for (auto& p : pools) {
@@ -51,6 +90,7 @@ std::shared_ptr<WorkerGeneration> Worker::make_generation(std::shared_ptr<const 
 Worker::Worker(std::size_t id, std::shared_ptr<const Generation> gen, SharedState& shared)
     : id_(id), shared_(shared) {
   current_ = make_generation(std::move(gen));
+  generations_.push_back(current_);
 }
 
 Worker::~Worker() {
@@ -70,6 +110,19 @@ Worker::~Worker() {
   current_.reset();
 }
 
+std::vector<std::shared_ptr<const WorkerGeneration>> Worker::live_generations() const {
+  std::lock_guard lock(current_mu_);
+  std::vector<std::shared_ptr<const WorkerGeneration>> live{current_};
+  std::erase_if(generations_, [&](const std::weak_ptr<WorkerGeneration>& w) {
+    auto g = w.lock();
+    if (g && g != current_) {
+      live.push_back(std::move(g));
+    }
+    return !g;
+  });
+  return live;
+}
+
 std::shared_ptr<const WorkerGeneration> Worker::snapshot() const {
   std::lock_guard lock(current_mu_);
   return current_;
@@ -80,6 +133,7 @@ void Worker::adopt(std::shared_ptr<const Generation> gen) {
     auto next = make_generation(std::move(gen));
     std::lock_guard lock(current_mu_);
     current_ = std::move(next);  // connections keep the previous one until they end
+    generations_.push_back(current_);
   });
 }
 
@@ -141,10 +195,31 @@ net::awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor, std::size_t li
       socket.close(ignored);
       continue;
     }
+    // Per-client-address cap: one address cannot take the listener's whole connection budget.
+    const std::uint32_t per_ip_cap = wg->gen->config->listeners[listener].max_connections_per_ip;
+    boost::system::error_code pec;
+    const auto peer = socket.remote_endpoint(pec);
+    if (pec) {
+      counter.fetch_sub(1, std::memory_order_relaxed);
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    const bool per_ip = per_ip_cap != 0;
+    if (per_ip && !shared_.per_ip.try_acquire(peer.address(), per_ip_cap)) {
+      counter.fetch_sub(1, std::memory_order_relaxed);
+      ls.connections_rejected_per_ip.inc();
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
     ls.connections_accepted.inc();
     ls.connections_open.inc();
-    auto done = [wg, &counter, &ls](std::exception_ptr e) {
+    auto done = [this, wg, &counter, &ls, per_ip, addr = peer.address()](std::exception_ptr e) {
       counter.fetch_sub(1, std::memory_order_relaxed);
+      if (per_ip) {
+        shared_.per_ip.release(addr);
+      }
       ls.connections_open.dec();
       if (e) {
         wg->stats->bugs.inc();

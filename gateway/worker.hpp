@@ -5,7 +5,9 @@
 #pragma once
 
 #include <atomic>
+#include <array>
 #include <list>
+#include <unordered_map>
 #include <mutex>
 #include <memory>
 #include <optional>
@@ -25,8 +27,27 @@ namespace gerbang::audit { class Log; }
 
 namespace gerbang::gateway {
 
+// Open connections per client address, across all workers (SO_REUSEPORT spreads one client's connections over
+// every worker). Sharded mutexes taken once per accept and once per close, never per request; an entry lives
+// only while the address has connections, so the table is bounded by the open connections.
+class PerIpConnections {
+ public:
+  bool try_acquire(const net::ip::address& addr, std::uint32_t cap);
+  void release(const net::ip::address& addr);
+
+ private:
+  static constexpr std::size_t kShards = 64;
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<std::string, std::uint32_t> counts;  // guarded by mu; key = address bytes
+  };
+  static std::string key(const net::ip::address& addr);
+  std::array<Shard, kShards> shards_;
+};
+
 // State shared by all workers of a server; every member is safe to use from any thread.
 struct SharedState {
+  PerIpConnections per_ip;
   std::vector<std::unique_ptr<std::atomic<std::uint32_t>>> listener_connections;  // per listener, all workers
   std::vector<std::uint16_t> listener_ports;  // bound TLS port per listener (for redirects); set before start
   std::shared_ptr<spdlog::logger> access_log;  // null = off
@@ -58,6 +79,8 @@ class Worker {
   std::size_t id() const noexcept { return id_; }
   // From any thread: the worker's current generation (for /metrics).
   std::shared_ptr<const WorkerGeneration> snapshot() const;
+  // From any thread: every generation still alive (the current one first), for /metrics.
+  std::vector<std::shared_ptr<const WorkerGeneration>> live_generations() const;
   // From any thread: switch new connections to `gen` (built and validated by the caller).
   void adopt(std::shared_ptr<const Generation> gen);
   std::size_t open_connections() const noexcept { return open_.load(std::memory_order_relaxed); }
@@ -105,7 +128,8 @@ class Worker {
 
   SharedState& shared_;
   std::shared_ptr<WorkerGeneration> current_;  // written on the worker thread under current_mu_
-  mutable std::mutex current_mu_;               // guards current_ against /metrics readers
+  mutable std::mutex current_mu_;               // guards current_ and generations_ against /metrics readers
+  mutable std::vector<std::weak_ptr<WorkerGeneration>> generations_;  // guarded by current_mu_
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
   std::list<ConnEntry> connections_;
   std::vector<std::unique_ptr<char[]>> free_relay_buffers_;

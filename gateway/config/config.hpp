@@ -69,6 +69,7 @@ struct ListenerConfig {
   ListenerTlsConfig tls;                  // required: every listener terminates TLS
   std::string hsts = "max-age=31536000";  // Strict-Transport-Security value; "" disables
   std::uint32_t max_connections = 10000;  // 1..1000000, per listener across all workers
+  std::uint32_t max_connections_per_ip = 1024;  // 0 (off)..1000000 open connections per client address
   policies::IpFilterConfig ip;            // listener-wide allow/deny (checked before routing)
 };
 

@@ -19,6 +19,7 @@
 namespace gerbang::policies::authn::json {
 
 struct Value {
+  Value() = default;  // declared: clang with libstdc++ 12 needs it for the recursive std::pair member
   enum class Type : std::uint8_t { null, boolean, number, string, array, object };
   Type type = Type::null;
   bool boolean = false;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <system_error>
 
@@ -282,7 +283,10 @@ std::shared_ptr<const RuleSet> Engine::rules_for(const WafRouteConfig& route, st
   if (text.empty()) return nullptr;
 
   std::lock_guard lock(mutex_);
-  if (auto it = cache_.find(text); it != cache_.end()) return it->second;
+  if (auto it = cache_.find(text); it != cache_.end()) {
+    if (auto live = it->second.lock()) return live;
+    cache_.erase(it);
+  }
 
   std::shared_ptr<RuleSet> rs(new (std::nothrow) RuleSet());
   if (!rs) {
@@ -310,13 +314,18 @@ std::shared_ptr<const RuleSet> Engine::rules_for(const WafRouteConfig& route, st
     return nullptr;
   }
   rs->rule_count_ = n;
+  for (auto it = cache_.begin(); it != cache_.end();) {  // drop sets no generation uses any more
+    it = it->second.expired() ? cache_.erase(it) : std::next(it);
+  }
   cache_.emplace(std::move(text), rs);
   return rs;
 }
 
 std::size_t Engine::rule_set_count() const {
   std::lock_guard lock(mutex_);
-  return cache_.size();
+  std::size_t n = 0;
+  for (const auto& [text, weak] : cache_) n += weak.expired() ? 0 : 1;
+  return n;
 }
 
 }  // namespace gerbang::policies::waf

@@ -73,7 +73,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
 
   modsecurity::ModSecurity* modsec() const noexcept { return modsec_.get(); }
   const WafGlobalConfig& global() const noexcept { return global_; }
-  // Number of distinct rule sets compiled so far.
+  // Number of distinct compiled rule sets still in use.
   std::size_t rule_set_count() const;
 
  private:
@@ -85,7 +85,10 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::vector<std::string> request_files_, response_files_;  // CRS files, sorted
   std::unique_ptr<modsecurity::ModSecurity, ModSecDeleter> modsec_;
   mutable std::mutex mutex_;
-  std::map<std::string, std::shared_ptr<const RuleSet>> cache_;  // rule text → rule set
+  // rule text → rule set. Weak: a RuleSet owns its Engine (transactions need the ModSecurity object), so a
+  // strong reference back would be a cycle that keeps both alive forever. Sets in use are held by the
+  // config generations that route to them; an unused one is compiled again when next asked for.
+  std::map<std::string, std::weak_ptr<const RuleSet>> cache_;
 };
 
 }  // namespace gerbang::policies::waf

@@ -236,6 +236,10 @@ TEST_F(SodiumTest, Base64DecodeIsStrict) {
   }
   EXPECT_FALSE(base64_decode(std::string_view("Zm9v\0", 5)).has_value());
   EXPECT_FALSE(base64_decode(std::string_view("Zm9v\0\0\0\0", 8)).has_value());
+  // libsodium 1.0.18 maps bytes >= 0x80 to the sextet 63; they must not be a second spelling of "//8=".
+  EXPECT_FALSE(base64_decode("AA\x93\x93").has_value());
+  EXPECT_FALSE(base64_decode("\xff\xff\xff\xff").has_value());
+  EXPECT_FALSE(base64_decode("Zm9v\x80AAA").has_value());
 }
 
 TEST_F(SodiumTest, Base64DecodeExact) {

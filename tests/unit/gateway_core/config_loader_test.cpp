@@ -395,7 +395,16 @@ TEST_F(ConfigLoader, RejectsNonMapDocument) {
 
 TEST_F(ConfigLoader, RejectsSecondDocument) {
   EXPECT_FALSE(load(std::string(kMinimal) + "---\nworkers: 2\n"));
-  EXPECT_THAT(errors(), ElementsAre("test.yaml:8:1: expected one YAML document, found 2"));
+  EXPECT_THAT(errors(), ElementsAre("test.yaml:7:1: expected one YAML document, but another one (or a stray ',') starts here"));
+}
+
+// yaml-cpp 0.7.0's LoadAll never returns (and allocates without bound) on these; the loader must answer.
+TEST_F(ConfigLoader, StrayLeadingCommaIsAnErrorNotAHang) {
+  for (const std::string text : {std::string(","), std::string(" ,"), std::string("# c\n,"), std::string("--- ,"),
+                                 std::string("- a\n,"), std::string("\"x\","), std::string(kMinimal) + "---\n,"}) {
+    EXPECT_FALSE(load(text)) << text;
+    EXPECT_FALSE(diags_.ok()) << text;
+  }
 }
 
 TEST_F(ConfigLoader, RejectsMissingRequiredKeys) {
