@@ -611,6 +611,30 @@ std::optional<RevocationReason> parse_revocation_reason(std::string_view name) {
   return std::nullopt;
 }
 
+std::string openssl_index(const std::vector<IndexEntry>& entries) {
+  auto asn1_time = [](std::time_t t) {
+    std::tm tm{};
+    ::gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, tm.tm_year + 1900 >= 2050 ? "%Y%m%d%H%M%SZ" : "%y%m%d%H%M%SZ", &tm);
+    return std::string(buf);
+  };
+  std::string out;
+  for (const auto& e : entries) {
+    std::string serial = e.serial_hex;
+    for (auto& c : serial) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (serial.size() % 2 != 0) serial.insert(0, "0");
+    const bool revoked = e.status == CertStatus::revoked;
+    std::string reason = revocation_reason_name(e.reason);
+    if (e.reason == RevocationReason::ca_compromise) reason = "CACompromise";  // OpenSSL's spelling
+    out += revoked ? "R\t" : "V\t";
+    out += asn1_time(e.not_after) + '\t';
+    if (revoked) out += asn1_time(e.revoked_at) + (e.reason == RevocationReason::unspecified ? "" : "," + reason);
+    out += '\t' + serial + "\tunknown\t/" + e.subject + '\n';
+  }
+  return out;
+}
+
 const char* revocation_reason_name(RevocationReason reason) {
   switch (reason) {
     case RevocationReason::unspecified: return "unspecified";
@@ -873,6 +897,16 @@ std::unique_ptr<IssuedLeaf> CertificateAuthority::issue(const LeafRequest& r, st
       !add_conf_ext(cert, impl_->cert.get(), NID_authority_key_identifier, "keyid:always", error) ||
       !add_subject_alt_names(cert, r.sans, error))
     return nullptr;
+  if (!r.ocsp_url.empty()) {
+    // Plain HTTP only (RFC 6960 A.1), and no characters that would change the extension's config syntax.
+    const bool clean = r.ocsp_url.size() > 7 && r.ocsp_url.find_first_of(", \t\r\n") == std::string::npos;
+    if (r.ocsp_url.rfind("http://", 0) != 0 || !clean) {
+      error = "--ocsp-url must be an http:// URL without spaces or commas, got \"" + r.ocsp_url + "\"";
+      return nullptr;
+    }
+    if (!add_conf_ext(cert, impl_->cert.get(), NID_info_access, ("OCSP;URI:" + r.ocsp_url).c_str(), error))
+      return nullptr;
+  }
 
   DirLock lock(impl_->dir, error);
   if (!lock.locked()) return nullptr;

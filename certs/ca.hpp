@@ -127,11 +127,18 @@ std::optional<std::vector<IndexEntry>> read_index(const std::string& dir, std::s
 bool revoke_certificate(const std::string& dir, const std::string& serial, RevocationReason reason,
                         std::time_t when, std::string& error);
 
+// The index in OpenSSL's `ca` database format (what `openssl ocsp -index FILE` serves), plus the attribute
+// file it needs beside it ("unique_subject = no": renewals reuse subjects). Serials upper-case hex; times
+// UTCTime (GeneralizedTime from 2050); revoked entries carry "time,reason".
+std::string openssl_index(const std::vector<IndexEntry>& entries);
+inline constexpr const char* openssl_index_attr = "unique_subject = no\n";
+
 struct LeafRequest {
   std::string name;                // CN and file stem: [A-Za-z0-9._-]{1,64}
   CertType type = CertType::client;
   std::vector<std::string> sans;   // "DNS:x", "URI:spiffe://...", "email:x", "IP:x"
   std::string ou;                  // OU= (department), optional
+  std::string ocsp_url;            // authorityInfoAccess "OCSP;URI:<url>", optional; must be http://
   KeyType key_type = KeyType::ecdsa_p256;
   std::chrono::seconds validity{std::chrono::hours(24 * 90)};
   // not_before = now + offset. Only tests move it: negative with a short validity gives an expired

@@ -470,6 +470,7 @@ struct PkiArgs {
   std::vector<std::string> sans;
   int days = 90;  // 1..3650
   std::string ou;
+  std::string ocsp_url;  // authorityInfoAccess OCSP responder, optional
   std::string out_dir = ".";
   bool p12 = false;
   std::string p12_passphrase_file;
@@ -546,6 +547,7 @@ int cert_issue(const PkiArgs& a) {
   r.type = a.type == "server" ? certs::CertType::server : certs::CertType::client;
   r.sans = a.sans;
   r.ou = a.ou;
+  r.ocsp_url = a.ocsp_url;
   r.key_type = pki_key_type(a.key_type);
   r.validity = std::chrono::hours(24) * a.days;
   auto leaf = ca->issue(r, error);
@@ -580,6 +582,18 @@ int cert_list(const PkiArgs& a) {
               << gerbang::certs::format_utc(e.not_after) << "  " << e.subject << "  " << status << '\n';
   }
   if (entries->empty()) std::cerr << "no certificates issued yet\n";
+  return exit_ok;
+}
+
+// The CA database in OpenSSL's format, for `openssl ocsp -index` as the OCSP responder (docs/pki.md).
+int ca_ocsp_index(const PkiArgs& a) {
+  std::string error;
+  auto entries = gerbang::certs::read_index(a.dir, error);
+  if (!entries) return fail(error);
+  if (!gerbang::certs::write_file_atomic(a.out, gerbang::certs::openssl_index(*entries), 0644, error) ||
+      !gerbang::certs::write_file_atomic(a.out + ".attr", gerbang::certs::openssl_index_attr, 0644, error))
+    return fail(error);
+  std::cout << "wrote " << a.out << " (" << entries->size() << " certificates) and " << a.out << ".attr\n";
   return exit_ok;
 }
 
@@ -779,6 +793,8 @@ int main(int argc, char** argv) {
   cert_issue_cmd->add_option("--days", pki_args.days, "Validity in days")->check(CLI::Range(1, 3650))
       ->capture_default_str();
   cert_issue_cmd->add_option("--ou", pki_args.ou, "Organizational unit (department)");
+  cert_issue_cmd->add_option("--ocsp-url", pki_args.ocsp_url,
+                             "OCSP responder (http://...) written into authorityInfoAccess, for stapling");
   cert_issue_cmd->add_option("--key-type", pki_args.key_type, "ecdsa (P-256) or rsa3072")
       ->check(CLI::IsMember({"ecdsa", "rsa3072"}))->capture_default_str();
   cert_issue_cmd->add_option("--out-dir", pki_args.out_dir, "Where to write NAME.key, NAME.pem, NAME-chain.pem")
@@ -786,6 +802,10 @@ int main(int argc, char** argv) {
   cert_issue_cmd->add_flag("--p12", pki_args.p12, "Also write NAME.p12 (PKCS#12: key, certificate, intermediate)");
   cert_issue_cmd->add_option("--p12-passphrase-file", pki_args.p12_passphrase_file,
                              "File whose first line protects the PKCS#12 bundle (mode 0600)");
+  auto* ca_ocsp_index_cmd = ca_cmd->add_subcommand(
+      "ocsp-index", "Write the certificate database in OpenSSL's index format, for `openssl ocsp -index FILE`");
+  add_ca_dir(ca_ocsp_index_cmd);
+  ca_ocsp_index_cmd->add_option("--out", pki_args.out, "Index file to write (FILE.attr is written beside it)")->required();
   auto* cert_list_cmd = cert_cmd->add_subcommand("list", "List issued certificates: serial, type, expiry, subject, status");
   add_ca_dir(cert_list_cmd);
   auto* cert_revoke_cmd = cert_cmd->add_subcommand("revoke", "Mark a certificate revoked (then publish a CRL)");
@@ -827,6 +847,7 @@ int main(int argc, char** argv) {
   if (ca_init_cmd->parsed()) return ca_init(pki_args);
   if (cert_issue_cmd->parsed()) return cert_issue(pki_args);
   if (cert_list_cmd->parsed()) return cert_list(pki_args);
+  if (ca_ocsp_index_cmd->parsed()) return ca_ocsp_index(pki_args);
   if (cert_revoke_cmd->parsed()) return cert_revoke(pki_args);
   if (crl_cmd->parsed()) return crl_publish(pki_args);
   if (version_cmd->parsed()) return version();

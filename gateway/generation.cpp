@@ -43,12 +43,14 @@ bool resolve(const config::Endpoint& ep, std::vector<tcp::endpoint>& out, std::s
 }  // namespace
 
 std::shared_ptr<Generation> Generation::build(std::shared_ptr<const config::Config> cfg,
-                                              std::vector<std::string>& errors) {
+                                              std::vector<std::string>& errors,
+                                              std::shared_ptr<OcspStapler> stapler) {
   auto gen = std::make_shared<Generation>();
   gen->config = cfg;
+  gen->stapler = stapler;
   const std::size_t before = errors.size();
   for (const auto& l : cfg->listeners) {
-    gen->listener_tls.push_back(ServerTls::create(l, errors));
+    gen->listener_tls.push_back(ServerTls::create(l, errors, stapler));
     gen->names.listeners.push_back(l.name);
   }
   for (const auto& u : cfg->upstreams) {

@@ -25,10 +25,12 @@ struct Generation {
   std::unique_ptr<Router> router;
   std::unique_ptr<policies::PolicySet> policies;           // stages per route, listener IP filters
   MetricNames names;
+  std::shared_ptr<OcspStapler> stapler;  // process-wide, the same in every generation; null under --check-config
 
   // Builds everything or returns null with every error appended (for --check-config and reload).
   static std::shared_ptr<Generation> build(std::shared_ptr<const config::Config> config,
-                                           std::vector<std::string>& errors);
+                                           std::vector<std::string>& errors,
+                                           std::shared_ptr<OcspStapler> stapler = nullptr);
 
   bool trusted_proxy(const net::ip::address& addr) const noexcept;
 };

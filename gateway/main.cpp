@@ -9,6 +9,7 @@
 
 #include "gateway/config/loader.hpp"
 #include "gateway/generation.hpp"
+#include "gateway/ocsp_stapler.hpp"
 #include "gateway/server.hpp"
 
 namespace {
@@ -28,7 +29,8 @@ spdlog::level::level_enum to_spdlog(gerbang::config::LogLevel l) {
 
 // Loads the file and builds everything from it (TLS contexts, routes, upstream addresses): what passes here
 // is exactly what would start.
-std::shared_ptr<const gerbang::gateway::Generation> load(const std::string& path) {
+std::shared_ptr<const gerbang::gateway::Generation> load(const std::string& path,
+                                                         std::shared_ptr<gerbang::gateway::OcspStapler> stapler = nullptr) {
   gerbang::config::Diagnostics diags;
   auto cfg = gerbang::config::load_file(path, diags);
   for (const auto& w : diags.warnings()) {
@@ -42,7 +44,7 @@ std::shared_ptr<const gerbang::gateway::Generation> load(const std::string& path
     return nullptr;
   }
   std::vector<std::string> errors;
-  auto gen = gerbang::gateway::Generation::build(cfg, errors);
+  auto gen = gerbang::gateway::Generation::build(cfg, errors, std::move(stapler));
   if (!gen) {
     for (const auto& e : errors) {
       std::fprintf(stderr, "error: %s: %s\n", path.c_str(), e.c_str());
@@ -91,7 +93,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: --config FILE is required (or --check-config FILE); see --help\n");
     return 2;
   }
-  auto gen = load(config_path);
+  auto gen = load(config_path, gerbang::gateway::OcspStapler::create());
   if (!gen) {
     return 1;
   }

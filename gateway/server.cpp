@@ -25,6 +25,7 @@
 #include "audit/log.hpp"
 #include "certs/ca.hpp"
 #include "gateway/config/loader.hpp"
+#include "gateway/ocsp_stapler.hpp"
 #include "gateway/problem.hpp"
 #include "gateway/worker.hpp"
 #include "policies/ratelimit/worker_buckets.hpp"
@@ -134,6 +135,8 @@ void append_server_metrics(std::string& out, const ServerState& st) {
                        l.name, file, subject, e.seconds_left);
       }
     }
+  }  if (st.gen->stapler) {
+    st.gen->stapler->append_metrics(out);
   }
 }
 
@@ -429,7 +432,7 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
     } else if (!same_listeners(*state.gen->config, *next_cfg)) {
       errors.push_back("listener changes need a restart (names, addresses, redirect ports, audit)");
     } else {
-      next = Generation::build(next_cfg, errors);
+      next = Generation::build(next_cfg, errors, state.gen->stapler);
     }
     if (!next) {
       ++state.reloads_failed;

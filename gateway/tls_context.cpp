@@ -20,6 +20,7 @@
 #include "certs/ca.hpp"
 #include "crypto/keys.hpp"
 #include "crypto/openssl.hpp"
+#include "gateway/ocsp_stapler.hpp"
 
 namespace gerbang::gateway {
 
@@ -172,6 +173,32 @@ struct ServerTls::Impl {
   std::vector<std::unique_ptr<ssl::context>> contexts;  // [0] = default
   std::map<std::string, ssl::context*, std::less<>> by_name;  // exact or "*.suffix" → context
   TicketKeyRing tickets;
+  std::shared_ptr<OcspStapler> stapler;           // null: no stapling (off, or --check-config)
+  std::map<const X509*, std::string> staple_keys;  // leaf certificate (as loaded in a context) → stapler key
+
+  // Staples the current OCSP response for the certificate this handshake uses, if there is one.
+  static int status_cb(SSL* s, void* arg) {
+    const auto* self = static_cast<const Impl*>(arg);
+    const X509* leaf = SSL_get_certificate(s);
+    auto it = self->staple_keys.find(leaf);
+    if (!self->stapler || it == self->staple_keys.end()) {
+      return SSL_TLSEXT_ERR_NOACK;
+    }
+    auto der = self->stapler->staple(it->second);
+    if (!der || der->empty()) {
+      return SSL_TLSEXT_ERR_NOACK;
+    }
+    auto* copy = static_cast<unsigned char*>(OPENSSL_malloc(der->size()));
+    if (copy == nullptr) {
+      return SSL_TLSEXT_ERR_NOACK;
+    }
+    std::memcpy(copy, der->data(), der->size());
+    if (SSL_set_tlsext_status_ocsp_resp(s, copy, static_cast<long>(der->size())) != 1) {  // takes ownership
+      OPENSSL_free(copy);
+      return SSL_TLSEXT_ERR_NOACK;
+    }
+    return SSL_TLSEXT_ERR_OK;
+  }
 
   ssl::context* find(std::string_view name) const {
     const std::string n = lower(std::string(name));
@@ -203,8 +230,10 @@ ServerTls::~ServerTls() = default;
 ssl::context& ServerTls::context() noexcept { return *impl_->contexts.front(); }
 void ServerTls::rotate_ticket_keys() { impl_->tickets.rotate(); }
 
-std::unique_ptr<ServerTls> ServerTls::create(const config::ListenerConfig& listener, std::vector<std::string>& errors) {
+std::unique_ptr<ServerTls> ServerTls::create(const config::ListenerConfig& listener, std::vector<std::string>& errors,
+                                             std::shared_ptr<OcspStapler> stapler) {
   auto impl = std::make_unique<Impl>();
+  impl->stapler = std::move(stapler);
   const auto& tls = listener.tls;
   const std::size_t errors_before = errors.size();
   auto fail = [&](std::string what) {
@@ -331,6 +360,38 @@ std::unique_ptr<ServerTls> ServerTls::create(const config::ListenerConfig& liste
     }
     if (SSL_CTX_check_private_key(c) != 1) {
       fail("private key " + cert.key_file + " does not match certificate " + cert.cert_file);
+      continue;
+    }
+    if (tls.ocsp_stapling) {
+      // The context's current certificate is the one just loaded; its chain's first entry must be its issuer.
+      X509* leaf = SSL_CTX_get0_certificate(c);
+      STACK_OF(X509)* chain = nullptr;
+      SSL_CTX_get0_chain_certs(c, &chain);
+      X509* issuer = (chain != nullptr && sk_X509_num(chain) > 0) ? sk_X509_value(chain, 0) : nullptr;
+      if (leaf == nullptr || issuer == nullptr || X509_check_issued(issuer, leaf) != X509_V_OK) {
+        errors.push_back("listener " + listener.name + ": ocsp_stapling: " + cert.cert_file +
+                         " must hold the issuer certificate right after the leaf (the OCSP request names it)");
+        continue;
+      }
+      std::string url = tls.ocsp_responder;
+      if (url.empty()) {
+        url = ocsp_responder_url(leaf).value_or("");
+      }
+      if (url.empty()) {
+        errors.push_back("listener " + listener.name + ": ocsp_stapling: " + cert.cert_file +
+                         " names no OCSP responder (authorityInfoAccess); set tls.ocsp_responder");
+        continue;
+      }
+      if (url.rfind("http://", 0) != 0) {
+        errors.push_back("listener " + listener.name + ": ocsp_stapling: responder " + url + " of " + cert.cert_file +
+                         " is not http:// (only plain-HTTP responders are supported)");
+        continue;
+      }
+      if (impl->stapler) {
+        impl->staple_keys.emplace(leaf, impl->stapler->watch(leaf, issuer, url));
+      }
+      SSL_CTX_set_tlsext_status_cb(c, &Impl::status_cb);
+      SSL_CTX_set_tlsext_status_arg(c, impl.get());
     }
   }
   if (impl->contexts.empty() && errors.size() == errors_before) {

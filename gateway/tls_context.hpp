@@ -19,6 +19,8 @@ typedef struct ssl_st SSL;
 
 namespace gerbang::gateway {
 
+class OcspStapler;
+
 struct PeerIdentity {
   std::string subject;             // RFC 2253 one-line DN
   std::string fingerprint_sha256;  // lower-case hex of SHA-256 over the DER certificate
@@ -39,7 +41,10 @@ class ServerTls {
  public:
   // Loads every certificate and key (refusing keys accessible by group/other), applies the hardened defaults.
   // On failure returns null and appends human-readable errors naming the listener and file.
-  static std::unique_ptr<ServerTls> create(const config::ListenerConfig& listener, std::vector<std::string>& errors);
+  // With listener.tls.ocsp_stapling, each certificate is registered with `stapler` (null: only checked, as
+  // for --check-config).
+  static std::unique_ptr<ServerTls> create(const config::ListenerConfig& listener, std::vector<std::string>& errors,
+                                           std::shared_ptr<OcspStapler> stapler = nullptr);
   ~ServerTls();
 
   boost::asio::ssl::context& context() noexcept;  // the default (first) certificate set; SNI switches from it

@@ -60,6 +60,8 @@ struct ListenerTlsConfig {
   std::string client_ca_file;                   // required unless client_auth == off
   std::string client_crl_file;                  // optional CRL (PEM or DER) of the client CA: revoked certs fail
   std::uint32_t client_verify_depth = 4;        // 1..10
+  bool ocsp_stapling = false;     // staple OCSP responses for these certificates (responder from their AIA)
+  std::string ocsp_responder;     // http:// URL overriding every certificate's AIA responder; needs stapling
 };
 
 struct ListenerConfig {

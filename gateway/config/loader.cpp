@@ -788,7 +788,20 @@ class Loader {
         {"client_ca", false, set_file(t.client_ca_file, FileKind::ca)},
         {"client_crl", false, set_file(t.client_crl_file, FileKind::ca)},
         {"client_verify_depth", false, set_int(t.client_verify_depth, 1, 10)},
+        {"ocsp_stapling", false, set_bool(t.ocsp_stapling)},
+        {"ocsp_responder", false, [&](const Node& v, const std::string& vp) {
+           auto s = scalar(v, vp, "an http:// URL");
+           if (!s) return;
+           const bool host = s->size() > 7 && s->find_first_of(" \t\r\n") == std::string::npos;
+           if (s->rfind("http://", 0) != 0 || !host)
+             error(v, vp, "expected an http:// URL of an OCSP responder (RFC 6960 responders speak plain HTTP), got " + quote(*s));
+           else
+             t.ocsp_responder = *s;
+         }},
     });
+    if (!t.ocsp_responder.empty() && !t.ocsp_stapling) {
+      error(n, p, "ocsp_responder is set but ocsp_stapling is off; set ocsp_stapling: true or remove it");
+    }
   }
 
   void parse_route(const Node& n, const std::string& p, RouteConfig& r) {
