@@ -24,6 +24,7 @@
 #include "certs/ca.hpp"
 #include "certs/dev_ca.hpp"
 #include "crypto/keys.hpp"
+#include "gateway/config/diff.hpp"
 #include "gateway/config/loader.hpp"
 #include "audit/checkpoint.hpp"
 #include "crypto/sodium.hpp"
@@ -158,6 +159,42 @@ int config_check(const std::string& file) {
   if (!config) return fail(file + ": the configuration was rejected without a diagnostic (a gerbang bug)");
   std::cout << "configuration OK\n";
   return exit_ok;
+}
+
+// What a reload from OLD to NEW would change. Exit 0: no change; 1: changes (listed); 2: either file invalid.
+int config_diff(const std::string& old_file, const std::string& new_file) {
+  std::shared_ptr<const gerbang::config::Config> cfg[2];
+  const std::string files[2] = {old_file, new_file};
+  for (int i = 0; i < 2; ++i) {
+    gerbang::config::Diagnostics diags;
+    cfg[i] = gerbang::config::load_file(files[i], diags);
+    for (const auto& e : diags.errors()) std::cerr << "error: " << e.to_string() << '\n';
+    if (!cfg[i]) {
+      std::cerr << files[i] << ": invalid" << (i == 1 ? "; a reload to it would be refused" : "") << '\n';
+      return 2;
+    }
+  }
+  std::string text[2];
+  for (int i = 0; i < 2; ++i) {
+    std::ifstream in(files[i], std::ios::binary);
+    text[i].assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const auto changes = gerbang::config::diff_yaml(text[0], text[1]);
+  for (const auto& c : changes) std::cout << gerbang::config::to_string(c) << '\n';
+  const auto restart = gerbang::config::restart_required(*cfg[0], *cfg[1]);
+  if (changes.empty()) {
+    std::cout << "no changes in the configuration itself\n";
+  } else if (restart.empty()) {
+    std::cout << changes.size() << (changes.size() == 1 ? " change" : " changes") << "; a reload applies "
+              << (changes.size() == 1 ? "it" : "them") << " (SIGHUP or POST /reload)\n";
+  } else {
+    std::cout << changes.size() << (changes.size() == 1 ? " change" : " changes")
+              << "; a reload would be REFUSED, restart instead:\n";
+    for (const auto& w : restart) std::cout << "  " << w << '\n';
+  }
+  std::cout << "note: files the configuration names (certificates, keys, CRLs, WAF rules, key sets) are read "
+               "again by every reload; their contents are not compared here\n";
+  return changes.empty() ? 0 : 1;
 }
 
 // ---- gerbangctl keys ... ---------------------------------------------------------------------------------
@@ -673,6 +710,10 @@ int main(int argc, char** argv) {
   std::string config_file;
   auto* check = config->add_subcommand("check", "Validate a configuration file and print every problem");
   check->add_option("FILE", config_file, "Configuration file (YAML)")->required();
+  std::string diff_old, diff_new;
+  auto* diff = config->add_subcommand("diff", "What a reload from OLD to NEW would change (exit 0 none, 1 changes, 2 invalid)");
+  diff->add_option("OLD", diff_old, "The running configuration")->required();
+  diff->add_option("NEW", diff_new, "The configuration to reload to")->required();
 
   auto* keys = app.add_subcommand("keys", "Audit log signing keys (Ed25519)");
   keys->require_subcommand(1);
@@ -834,6 +875,7 @@ int main(int argc, char** argv) {
   if (demo->parsed()) return certs_demo(demo_args);
   if (issue->parsed()) return certs_issue_client(issue_args);
   if (check->parsed()) return config_check(config_file);
+  if (diff->parsed()) return config_diff(diff_old, diff_new);
   if (keys_gen->parsed()) return keys_generate(key_out, key_name);
   if (keys_pub->parsed()) return keys_public(key_file);
   if (a_verify->parsed()) return audit_verify(audit_args);

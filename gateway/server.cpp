@@ -24,6 +24,7 @@
 #include "gateway/access_log.hpp"
 #include "audit/log.hpp"
 #include "certs/ca.hpp"
+#include "gateway/config/diff.hpp"
 #include "gateway/config/loader.hpp"
 #include "gateway/ocsp_stapler.hpp"
 #include "gateway/problem.hpp"
@@ -279,23 +280,6 @@ void warn_expiring_certificates(const config::Config& cfg) {
 }
 
 // What a reload cannot change without rebinding sockets or reopening the audit log.
-bool same_listeners(const config::Config& a, const config::Config& b) {
-  if (a.listeners.size() != b.listeners.size() || a.admin.address.to_string() != b.admin.address.to_string() ||
-      a.audit.enabled != b.audit.enabled || a.audit.dir != b.audit.dir || a.workers != b.workers) {
-    return false;
-  }
-  for (std::size_t i = 0; i < a.listeners.size(); ++i) {
-    const auto& x = a.listeners[i];
-    const auto& y = b.listeners[i];
-    if (x.name != y.name || x.address.to_string() != y.address.to_string() ||
-        x.redirect_from.has_value() != y.redirect_from.has_value() ||
-        (x.redirect_from && x.redirect_from->to_string() != y.redirect_from->to_string())) {
-      return false;
-    }
-  }
-  return true;
-}
-
 int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& options) {
   const auto& cfg = *gen->config;
   SharedState shared;
@@ -429,8 +413,10 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
       for (const auto& e : diags.errors()) {
         errors.push_back(e.to_string());
       }
-    } else if (!same_listeners(*state.gen->config, *next_cfg)) {
-      errors.push_back("listener changes need a restart (names, addresses, redirect ports, audit)");
+    } else if (auto why = config::restart_required(*state.gen->config, *next_cfg); !why.empty()) {
+      for (auto& w : why) {
+        errors.push_back("needs a restart, not a reload: " + w);
+      }
     } else {
       next = Generation::build(next_cfg, errors, state.gen->stapler);
     }

@@ -343,7 +343,26 @@ TEST_F(ReloadTest, InvalidConfigKeepsTheOldOneAndReportsTheError) {
   r = reload_with(yaml2);
   ASSERT_TRUE(r.complete) << r.error;
   EXPECT_EQ(r.status, 400u) << r.body;
-  EXPECT_THAT(r.body, HasSubstr("listener changes need a restart"));
+  EXPECT_THAT(r.body, HasSubstr("needs a restart, not a reload: listener main renamed or reordered (other)"));
+  {
+    // `gerbangctl config diff` says the same before anyone tries.
+    const std::string next = gw.write_file("next.yaml", yaml2);
+    auto d = run_process({GERBANGCTL_BINARY, "config", "diff", gw.config_path(), next}, 30s);
+    EXPECT_EQ(d.exit_code, 0) << "the config file already holds yaml2: " << d.stdout_text << d.stderr_text;
+    const std::string prev = gw.write_file("prev.yaml", make_config(pki, upstream.port(), o));
+    d = run_process({GERBANGCTL_BINARY, "config", "diff", prev, next}, 30s);
+    EXPECT_EQ(d.exit_code, 1) << d.stderr_text;
+    EXPECT_THAT(d.stdout_text, HasSubstr("- listeners[main]:"));
+    EXPECT_THAT(d.stdout_text, HasSubstr("+ listeners[other]:"));
+    EXPECT_THAT(d.stdout_text, HasSubstr("a reload would be REFUSED"));
+    GatewayOptions more = o;
+    more.extra_routes = route_item("b", "/b");
+    const std::string routes = gw.write_file("routes.yaml", make_config(pki, upstream.port(), more));
+    d = run_process({GERBANGCTL_BINARY, "config", "diff", prev, routes}, 30s);
+    EXPECT_EQ(d.exit_code, 1) << d.stderr_text;
+    EXPECT_THAT(d.stdout_text, HasSubstr("+ routes[b]: {name: b"));
+    EXPECT_THAT(d.stdout_text, HasSubstr("1 change; a reload applies it"));
+  }
 
   {
     const std::string m = metrics();
