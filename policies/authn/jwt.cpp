@@ -12,11 +12,16 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <array>
+#include <cstring>
+#include <limits>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <unordered_map>
 
 #include "crypto/openssl.hpp"
+#include "crypto/sha256.hpp"
 #include "policies/authn/json.hpp"
 
 namespace gerbang::policies::authn {
@@ -362,10 +367,75 @@ std::optional<std::int64_t> numeric_date(const json::Value* v) {
 
 }  // namespace
 
+// Tokens that verified, by SHA-256 of the whole token, so a client sending the same bearer token on every
+// request pays one signature verification (~100 us for Ed25519, more for RSA) per token, not per request.
+// A hit is accepted only inside the window the claims allowed at verification ([max(nbf, iat) - leeway,
+// exp + leeway]); everything else about a token (signature, issuer, key, audience, lifetime) does not change
+// with time. Bounded: kShards x kPerShard entries; when a shard is full the entry that expires first goes.
+// The cache lives and dies with the authenticator, so a reload with new keys starts empty. Failures are not
+// cached: a changed byte anywhere is a different hash and a full verification.
+class VerifiedCache {
+ public:
+  static constexpr std::size_t kShards = 16;
+  static constexpr std::size_t kPerShard = 256;  // 4096 tokens in all
+
+  std::optional<JwtAuthenticator::Verified> find(const crypto::Hash& h, std::int64_t now) {
+    Shard& s = shard(h);
+    std::lock_guard lock(s.mu);
+    auto it = s.map.find(h);
+    if (it == s.map.end()) return std::nullopt;
+    if (now < it->second.from || now > it->second.until) {
+      s.map.erase(it);
+      return std::nullopt;
+    }
+    return it->second.verified;
+  }
+
+  void insert(const crypto::Hash& h, const JwtAuthenticator::Verified& v, std::int64_t from, std::int64_t until) {
+    Shard& s = shard(h);
+    std::lock_guard lock(s.mu);
+    if (s.map.size() >= kPerShard && s.map.count(h) == 0) {
+      auto victim = std::min_element(s.map.begin(), s.map.end(),
+                                     [](const auto& a, const auto& b) { return a.second.until < b.second.until; });
+      s.map.erase(victim);
+    }
+    s.map.insert_or_assign(h, Entry{v, from, until});
+  }
+
+  std::size_t size() {
+    std::size_t n = 0;
+    for (auto& s : shards_) {
+      std::lock_guard lock(s.mu);
+      n += s.map.size();
+    }
+    return n;
+  }
+
+ private:
+  struct Entry {
+    JwtAuthenticator::Verified verified;
+    std::int64_t from = 0, until = 0;
+  };
+  struct HashOfHash {
+    std::size_t operator()(const crypto::Hash& h) const noexcept {
+      std::size_t v;
+      std::memcpy(&v, h.data() + 8, sizeof v);  // SHA-256 output is uniform; bytes 0..7 pick the shard
+      return v;
+    }
+  };
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<crypto::Hash, Entry, HashOfHash> map;
+  };
+  Shard& shard(const crypto::Hash& h) { return shards_[h[0] % kShards]; }
+  std::array<Shard, kShards> shards_;
+};
+
 struct JwtAuthenticator::Impl {
   std::vector<Issuer> issuers;
   std::unordered_map<std::string, std::size_t> by_iss;  // `iss` value → issuer
   std::size_t max_token_bytes = 0;                      // largest over the issuers (pre-parse bound)
+  mutable VerifiedCache cache;
 };
 
 JwtAuthenticator::JwtAuthenticator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -407,9 +477,28 @@ std::unique_ptr<JwtAuthenticator> JwtAuthenticator::create(const std::vector<Jwt
   return std::unique_ptr<JwtAuthenticator>(new JwtAuthenticator(std::move(impl)));
 }
 
+std::size_t JwtAuthenticator::cached_tokens() const { return impl_->cache.size(); }
+
 std::optional<JwtAuthenticator::Verified> JwtAuthenticator::verify(std::string_view token,
                                                                    std::chrono::system_clock::time_point now_tp,
                                                                    std::string_view& why) const {
+  if (token.size() > impl_->max_token_bytes) {
+    why = "jwt: token larger than max_token_bytes";
+    return std::nullopt;
+  }
+  const crypto::Hash h = crypto::sha256(token);
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(now_tp.time_since_epoch()).count();
+  if (auto hit = impl_->cache.find(h, now)) return hit;
+  std::int64_t from = 0, until = 0;
+  auto verified = verify_uncached(token, now_tp, why, from, until);
+  if (verified) impl_->cache.insert(h, *verified, from, until);
+  return verified;
+}
+
+std::optional<JwtAuthenticator::Verified> JwtAuthenticator::verify_uncached(std::string_view token,
+                                                                            std::chrono::system_clock::time_point now_tp,
+                                                                            std::string_view& why, std::int64_t& from,
+                                                                            std::int64_t& until) const {
   const auto fail = [&why](std::string_view w) -> std::optional<Verified> {
     why = w;
     return std::nullopt;
@@ -481,6 +570,11 @@ std::optional<JwtAuthenticator::Verified> JwtAuthenticator::verify(std::string_v
   }
   const std::int64_t lifetime = *exp - (iat ? *iat : now);
   if (lifetime > is.cfg.max_lifetime.count()) return fail("jwt: lifetime above max_lifetime");
+  // The window in which these claims keep passing the checks above (for the verified-token cache).
+  from = std::numeric_limits<std::int64_t>::min();
+  if (const auto* nbf_v = payload->find("nbf")) from = std::max(from, *numeric_date(nbf_v) - leeway);
+  if (iat) from = std::max(from, *iat - leeway);
+  until = *exp + leeway;
 
   const auto* aud = payload->find("aud");
   bool aud_ok = false;

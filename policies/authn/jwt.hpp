@@ -9,12 +9,14 @@
 // without iat) at most max_lifetime; `aud` (string or array) naming an accepted audience; a non-empty `sub`.
 //
 // Keys are loaded once at build time; nothing is ever fetched (jku/x5u/jwk header members are ignored).
-// THREAD SAFETY: a built JwtAuthenticator is immutable and safe to share; verify() allocates a little but
+// THREAD SAFETY: a built JwtAuthenticator is safe to share (its only mutable part, the verified-token cache,
+// is sharded behind mutexes); verify() allocates a little but
 // never throws except std::bad_alloc. OpenSSL types stay in jwt.cpp (STYLE.md §2.14).
 #pragma once
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,8 +47,11 @@ class JwtAuthenticator {
   JwtAuthenticator& operator=(const JwtAuthenticator&) = delete;
 
   // nullopt when the token is not acceptable; `why` then names the failed check (for a debug log line only).
+  // A token that verified before is answered from a bounded cache while its claims' time window holds.
   std::optional<Verified> verify(std::string_view token, std::chrono::system_clock::time_point now,
                                  std::string_view& why) const;
+
+  std::size_t cached_tokens() const;  // verified tokens held (at most 4096)
 
   const JwtIssuerConfig& issuer(std::size_t i) const;
   std::size_t issuer_count() const noexcept;
@@ -54,6 +59,9 @@ class JwtAuthenticator {
  private:
   struct Impl;
   explicit JwtAuthenticator(std::unique_ptr<Impl> impl);
+  // Every check; [from, until] (Unix seconds) is where the time-dependent ones keep passing.
+  std::optional<Verified> verify_uncached(std::string_view token, std::chrono::system_clock::time_point now,
+                                          std::string_view& why, std::int64_t& from, std::int64_t& until) const;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -114,6 +114,45 @@ TEST_F(Jwt, ChecksExpiryWithLeeway) {
               HasSubstr("expired"));
 }
 
+// The verified-token cache answers a repeated token only while its time window holds, never a changed token,
+// and stays bounded.
+TEST_F(Jwt, CacheAnswersARepeatedTokenOnlyInsideItsWindow) {
+  auto a = build();
+  const auto& k = key(KeyKind::ed25519);
+  const auto token = testing::make_token(k, "EdDSA", header("EdDSA", "ed"),
+                                         claims(R"(,"nbf":)" + std::to_string(kNow + 20)));  // window kNow-10..+630
+  auto at = [&](std::int64_t t) {
+    std::string_view why;
+    auto v = a->verify(token, std::chrono::system_clock::time_point{std::chrono::seconds{t}}, why);
+    return v ? std::string() : std::string(why);
+  };
+  EXPECT_EQ(a->cached_tokens(), 0u);
+  EXPECT_EQ(at(kNow), "");
+  EXPECT_EQ(a->cached_tokens(), 1u);
+  EXPECT_EQ(at(kNow + 1), "");
+  EXPECT_EQ(at(kNow + 630), "");
+  EXPECT_THAT(at(kNow + 631), HasSubstr("expired"));  // cached, but past exp + leeway
+  EXPECT_EQ(at(kNow), "");                             // verified again from scratch
+  EXPECT_THAT(at(kNow - 11), HasSubstr("nbf"));         // before nbf - leeway
+  // One changed byte is another token: full verification, and it fails.
+  std::string forged = token;
+  forged[forged.size() - 2] = forged[forged.size() - 2] == 'A' ? 'B' : 'A';
+  EXPECT_THAT(check(forged, *a), HasSubstr("jwt:"));
+  EXPECT_EQ(at(kNow), "");
+}
+
+TEST_F(Jwt, CacheIsBounded) {
+  auto a = build();
+  const auto& k = key(KeyKind::ed25519);
+  for (int i = 0; i < 4200; ++i) {
+    const auto token = testing::make_token(k, "EdDSA", header("EdDSA", "ed"),
+                                           claims(R"(,"jti":")" + std::to_string(i) + "\"", kNow + 60 + i));
+    ASSERT_EQ(check(token, *a), "") << i;
+  }
+  EXPECT_LE(a->cached_tokens(), 4096u);
+  EXPECT_GE(a->cached_tokens(), 3000u);  // shards fill unevenly, but most of it is used
+}
+
 TEST_F(Jwt, RejectsMissingExp) {
   auto a = build();
   const auto payload = R"({"iss":"https://idp.example","aud":"gerbang","sub":"u"})";
