@@ -844,9 +844,12 @@ net::awaitable<UpstreamOutcome> ClientConnection::proxy(std::size_t route_index,
     if (!target) {
       break;
     }
-    std::unique_ptr<UpstreamConn> conn = pool.take_idle(*target);
+    // After a stale keep-alive connection, the retry goes to a fresh one: the other idle connections are
+    // likely as stale (an upstream closing idle connections closes them together), and a second stale one
+    // would fail an idempotent request that was safe to retry.
+    std::unique_ptr<UpstreamConn> conn = stale_retry_used ? nullptr : pool.take_idle(*target);
     if (!conn) {
-      if (pool.at_capacity(*target)) {
+      if (!pool.make_room(*target)) {
         tried |= (*target < 64 ? (1ull << *target) : 0);
         last = UpstreamOutcome{Reason::upstream_overloaded};
         ++attempt;

@@ -80,9 +80,14 @@ std::unique_ptr<UpstreamConn> UpstreamPool::take_idle(std::size_t target) {
   return nullptr;
 }
 
-bool UpstreamPool::at_capacity(std::size_t target) const {
-  const auto& t = targets_[target];
-  return t.idle.empty() && t.active >= config_.max_connections;
+bool UpstreamPool::make_room(std::size_t target) {
+  auto& t = targets_[target];
+  drop_expired(t, Clock::now());
+  while (!t.idle.empty() && t.active + t.idle.size() >= config_.max_connections) {
+    t.idle.erase(t.idle.begin());
+    stats_.pool_idle.dec();
+  }
+  return t.active < config_.max_connections;
 }
 
 net::awaitable<std::pair<std::unique_ptr<UpstreamConn>, ConnectError>> UpstreamPool::connect(std::size_t target) {

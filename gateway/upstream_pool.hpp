@@ -50,7 +50,10 @@ class UpstreamPool {
   net::awaitable<std::pair<std::unique_ptr<UpstreamConn>, ConnectError>> connect(std::size_t target);
   // Gives a connection back: kept idle if `reusable` and there is room, closed otherwise.
   void release(std::unique_ptr<UpstreamConn> conn, bool reusable);
-  bool at_capacity(std::size_t target) const;
+  // Whether a new connection to `target` fits under max_connections (in use plus idle). Idle connections,
+  // oldest first, are closed to make room: a caller that wants a fresh connection although idle ones exist
+  // (the retry after a stale keep-alive connection) still stays within the bound.
+  bool make_room(std::size_t target);
 
   // Concurrency limit (max_concurrent requests in flight per upstream per worker): waits up to queue_timeout
   // for a slot; false = still full (the caller answers 503). Always true when max_concurrent is 0.

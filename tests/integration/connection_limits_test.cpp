@@ -28,11 +28,25 @@ class ConnectionLimitsTest : public GatewayTest {
 
   // The gateway closes a refused connection at once; an accepted one stays open (handshake deadline 10s).
   static bool refused(RawClient& c) { return static_cast<bool>(c.wait_for_close(2s)); }
+
+  // Waits until /metrics shows `needle`. With two workers, connections that completed the TCP handshake are
+  // accepted in no particular order: wait for the gateway to have taken the first ones before the next.
+  ::testing::AssertionResult wait_for_metric(const std::string& needle, std::chrono::milliseconds timeout = 5s) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    std::string m;
+    do {
+      m = gw.admin_get("/metrics").body;
+      if (m.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
+      std::this_thread::sleep_for(20ms);
+    } while (std::chrono::steady_clock::now() < until);
+    return ::testing::AssertionFailure() << "no \"" << needle << "\" in /metrics";
+  }
 };
 
 TEST_F(ConnectionLimitsTest, OneAddressCannotOpenMoreThanItsShare) {
   start_gateway(GatewayOptions{.listener = "    max_connections_per_ip: 3\n", .workers = 2});
   auto idle = open_idle(3);
+  ASSERT_TRUE(wait_for_metric("gerbang_connections_open{listener=\"main\"} 3\n"));
   // A fourth connection from the same address is accepted by the kernel and closed by the gateway.
   RawClient fourth(port());
   ASSERT_TRUE(fourth.connect());
@@ -55,6 +69,49 @@ TEST_F(ConnectionLimitsTest, OneAddressCannotOpenMoreThanItsShare) {
   EXPECT_TRUE(served);
   const std::string m = gw.admin_get("/metrics").body;
   EXPECT_THAT(m, HasSubstr("gerbang_connections_rejected_per_ip_total{listener=\"main\"} 1\n")) << m;
+}
+
+// The listener's global budget (max_connections, counted across workers): past it a new connection is
+// closed at once, established clients keep being served, and a freed slot can be used again.
+TEST_F(ConnectionLimitsTest, ListenerCapRefusesNewConnectionsAndKeepsServingEstablishedOnes) {
+  start_gateway(GatewayOptions{.listener = "    max_connections: 4\n    max_connections_per_ip: 0\n", .workers = 2});
+  std::vector<std::unique_ptr<TlsClient>> established;
+  for (int i = 0; i < 4; ++i) {
+    established.push_back(std::make_unique<TlsClient>(pki, port()));
+    ASSERT_TRUE(established.back()->connect()) << i;
+    ASSERT_EQ(established.back()->request("GET", "/in").status, 200u) << i;
+  }
+  // A burst over the cap, whichever worker accepts it: every one is closed quickly, none is served.
+  const auto t0 = std::chrono::steady_clock::now();
+  int refused_count = 0;
+  for (int i = 0; i < 20; ++i) {
+    RawClient over(port());
+    ASSERT_TRUE(over.connect());
+    if (refused(over)) ++refused_count;
+  }
+  EXPECT_EQ(refused_count, 20);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  {
+    auto c = client();
+    EXPECT_FALSE(c.connect()) << "a TLS handshake over the cap must fail";
+  }
+  // The established clients are still served, on their kept-alive connections.
+  for (auto& c : established) {
+    EXPECT_EQ(c->request("GET", "/still").status, 200u);
+  }
+  const std::string m = gw.admin_get("/metrics").body;
+  EXPECT_THAT(m, HasSubstr("gerbang_connections_rejected_total{listener=\"main\"} 21\n")) << m;
+  // A freed slot is usable again.
+  established.pop_back();
+  bool served = false;
+  for (int attempt = 0; attempt < 20 && !served; ++attempt) {
+    auto c = client();
+    if (c.connect()) {
+      served = c.request("GET", "/after").status == 200u;
+    }
+    if (!served) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(served);
 }
 
 TEST_F(ConnectionLimitsTest, ClosedConnectionsReturnTheirSlots) {
