@@ -24,6 +24,9 @@
 #include "gateway/access_log.hpp"
 #include "audit/log.hpp"
 #include "certs/ca.hpp"
+#include "crypto/sha256.hpp"
+#include "crypto/sodium.hpp"
+#include "audit/record.hpp"
 #include "gateway/config/diff.hpp"
 #include "gateway/config/loader.hpp"
 #include "gateway/ocsp_stapler.hpp"
@@ -105,7 +108,8 @@ struct ServerState {
   std::uint64_t generation = 1;
   std::uint64_t reloads_ok = 0;
   std::uint64_t reloads_failed = 0;
-  std::function<bool(std::string&)> reload;  // true = applied; the string says what happened
+  // true = applied; `message` says what happened; `trigger` names who asked (for the audit record).
+  std::function<bool(std::string& message, const std::string& trigger)> reload;
 };
 
 struct AdminContext {
@@ -178,7 +182,11 @@ net::awaitable<void> serve_admin(AdminContext ctx, tcp::socket socket) {
     std::string body;
     if (target == "/reload" && req.method() == http::verb::post) {
       std::string message;
-      if (ctx.state->reload(message)) {
+      boost::system::error_code pec;
+      const auto peer = stream.socket().remote_endpoint(pec);
+      const std::string trigger =
+          "POST /reload from " + (pec ? std::string("?") : peer.address().to_string() + ":" + std::to_string(peer.port()));
+      if (ctx.state->reload(message, trigger)) {
         body = fmt::format("{{\"status\":\"ok\",\"generation\":{}}}\n", ctx.state->generation);
         content_type = "application/json";
       } else {
@@ -280,6 +288,26 @@ void warn_expiring_certificates(const config::Config& cfg) {
 }
 
 // What a reload cannot change without rebinding sockets or reopening the audit log.
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A `config_change` record in the audit trail (when there is one). Best effort: a full queue is logged, and
+// the reload itself is not undone for it.
+void audit_config_change(audit::Log* log, std::string detail) {
+  if (log == nullptr) return;
+  audit::Record r;
+  r.kind = audit::RecordKind::config_change;
+  r.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  r.detail = std::move(detail);
+  if (!log->append(audit::encode(r), [](const audit::Appended& a) {
+        if (!a.ok) spdlog::error("audit: the config_change record of a reload could not be written");
+      })) {
+    spdlog::error("audit: the config_change record of a reload was refused (queue full or log closed)");
+  }
+}
+
 int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& options) {
   const auto& cfg = *gen->config;
   SharedState shared;
@@ -404,7 +432,9 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
   ServerState state;
   state.gen = gen;
   warn_expiring_certificates(cfg);
-  state.reload = [&](std::string& message) -> bool {
+  std::string running_text = read_text_file(options.config_path);  // what generation `state.generation` was read from
+  state.reload = [&](std::string& message, const std::string& trigger) -> bool {
+    const std::string next_text = read_text_file(options.config_path);
     config::Diagnostics diags;
     auto next_cfg = config::load_file(options.config_path, diags);
     std::vector<std::string> errors;
@@ -427,6 +457,9 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
         message += "\n" + e;
       }
       spdlog::error("{}", message);
+      audit_config_change(shared.audit, trigger + ": reload of " + options.config_path + " (sha256 " +
+                                            crypto::hex_encode(crypto::sha256(next_text)) + ") refused: " +
+                                            (errors.empty() ? std::string("?") : errors.front()));
       return false;
     }
     warn_expiring_certificates(*next_cfg);
@@ -437,6 +470,22 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
       w->adopt(next);
     }
     message = "reload: generation " + std::to_string(state.generation);
+    {
+      // Who changed what, in the tamper-evident trail: paths only (values can be secrets), at most 64.
+      std::string changed;
+      const auto changes = config::diff_yaml(running_text, next_text);
+      for (std::size_t i = 0; i < changes.size() && i < 64; ++i) {
+        changed += (i ? ", " : "") + std::string(changes[i].kind == config::ConfigChange::Kind::added     ? "+"
+                                                 : changes[i].kind == config::ConfigChange::Kind::removed ? "-"
+                                                                                                           : "~") +
+                   changes[i].path;
+      }
+      if (changes.size() > 64) changed += ", ...";
+      audit_config_change(shared.audit, trigger + ": " + message + " from " + options.config_path + " (sha256 " +
+                                            crypto::hex_encode(crypto::sha256(next_text)) + "); " + std::to_string(changes.size()) +
+                                            " change(s): " + (changed.empty() ? "none in the file itself" : changed));
+      running_text = next_text;
+    }
     spdlog::info("{} ({} route(s), {} upstream(s))", message, next_cfg->routes.size(), next_cfg->upstreams.size());
     return true;
   };
@@ -494,7 +543,7 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
         return;
       }
       std::string message;
-      state.reload(message);
+      state.reload(message, "SIGHUP");
       wait_hup();
     });
   };

@@ -393,6 +393,45 @@ TEST_F(AuditTest, ReceiptsAreProvableOfflineAndOverTheAdminApi) {
 
 // ---- what the records say ---------------------------------------------------------------------------------
 
+// Reloads (who, what changed, the file's hash, or why it was refused) are records in the signed trail.
+TEST_F(AuditTest, ReloadsAreRecordedAsConfigChanges) {
+  GatewayOptions o = options();
+  start_gateway(o);
+  GatewayOptions more = o;
+  more.extra_routes = "  - name: extra\n    match:\n      path_prefix: /extra\n    upstream: backend\n";
+  gw.write_config(make_config(pki, upstream.port(), more));
+  gw.signal(SIGHUP);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto c = client();
+        return c.connect() && c.request("GET", "/extra/1").status == 200u;
+      },
+      10s));
+  gw.write_config("workers: [\n");
+  gw.signal(SIGHUP);
+  ASSERT_TRUE(gw.wait_for_output("reload failed", 10s));
+  std::vector<std::string> changes;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        changes.clear();
+        for (const auto& l : export_lines()) {
+          if (field(l, "kind") == "config_change") changes.push_back(field(l, "detail").value_or(""));
+        }
+        return changes.size() >= 2;
+      },
+      10s));
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_THAT(changes[0], HasSubstr("SIGHUP: reload: generation 2 from " + gw.config_path()));
+  EXPECT_THAT(changes[0], HasSubstr("(sha256 "));
+  EXPECT_THAT(changes[0], HasSubstr("1 change(s): +routes[extra]"));
+  EXPECT_THAT(changes[1], HasSubstr("SIGHUP: reload of " + gw.config_path()));
+  EXPECT_THAT(changes[1], HasSubstr("refused: "));
+  EXPECT_THAT(changes[1], HasSubstr("YAML syntax error"));
+  gw.stop();
+  auto v = verify();
+  EXPECT_EQ(v.exit_code, 0) << describe(v);
+}
+
 TEST_F(AuditTest, RecordsCarryTheExchangeAndDenials) {
   GatewayOptions o = options();
   o.route_match = "      path_prefix: /api\n";
