@@ -2,12 +2,8 @@
 // --ocsp-url`, a real OCSP responder (`openssl ocsp -index ...`, OpenSSL's own) answering for it, the real
 // gateway stapling its answer, and `openssl s_client -status` as the client that asks for it.
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gmock/gmock.h>
@@ -19,9 +15,8 @@
 #include <thread>
 
 #include "gateway_fixture.hpp"
+#include "harness/child_process.hpp"
 #include "harness/temp_dir.hpp"
-
-extern char** environ;
 
 namespace gerbang::testing {
 namespace {
@@ -46,51 +41,35 @@ std::uint16_t free_port() {
 class OcspResponder {
  public:
   OcspResponder(std::uint16_t port, std::string ca_dir) : port_(port), ca_dir_(std::move(ca_dir)) {}
-  ~OcspResponder() { stop(); }
 
   // Where `gerbangctl ca ocsp-index --out` should write the database this responder serves.
   std::string index_file() const { return dir_.file("index.txt"); }
 
   ::testing::AssertionResult start() {
     const std::string log = dir_.file("ocsp.log");
-    std::vector<std::string> args = {"openssl", "ocsp", "-index", dir_.file("index.txt"),
-                                     "-port", std::to_string(port_),
-                                     "-rsigner", ca_dir_ + "/intermediate.pem", "-rkey", ca_dir_ + "/intermediate.key",
-                                     "-CA", ca_dir_ + "/intermediate.pem", "-nmin", "60", "-ignore_err"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    const int rc = posix_spawnp(&pid_, "openssl", &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) return ::testing::AssertionFailure() << "cannot spawn openssl ocsp: " << std::strerror(rc);
+    std::string error;
+    if (!child_.start({"openssl", "ocsp", "-index", index_file(), "-port", std::to_string(port_), "-rsigner",
+                       ca_dir_ + "/intermediate.pem", "-rkey", ca_dir_ + "/intermediate.key", "-CA",
+                       ca_dir_ + "/intermediate.pem", "-nmin", "60", "-ignore_err"},
+                      log, error)) {
+      return ::testing::AssertionFailure() << error;
+    }
     // Ready when it says so: a probe connection that sends nothing would wedge this single-threaded responder.
     for (int i = 0; i < 100; ++i) {
       if (read_file(log).find("waiting for OCSP client connections") != std::string::npos) {
         return ::testing::AssertionSuccess();
       }
+      if (!child_.running()) return ::testing::AssertionFailure() << "openssl ocsp exited:\n" << read_file(log);
       std::this_thread::sleep_for(50ms);
     }
     return ::testing::AssertionFailure() << "openssl ocsp did not listen:\n" << read_file(log);
-  }
-
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
   }
 
  private:
   std::uint16_t port_;
   std::string ca_dir_;
   TempDir dir_{"gerbang-ocsp"};
-  pid_t pid_ = -1;
+  ChildProcess child_;
 };
 
 class OcspStaplingTest : public GatewayTest {

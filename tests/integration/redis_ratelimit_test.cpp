@@ -2,12 +2,8 @@
 // redis-server; when Redis is killed they fall back to local limits (on_failure: local) or refuse with 503
 // (on_failure: deny), and shared limiting resumes once Redis is back on the same port.
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gmock/gmock.h>
@@ -16,9 +12,8 @@
 #include <thread>
 
 #include "gateway_fixture.hpp"
+#include "harness/child_process.hpp"
 #include "harness/temp_dir.hpp"
-
-extern char** environ;
 
 namespace gerbang::testing {
 namespace {
@@ -54,43 +49,23 @@ class RedisServer {
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
 
   ::testing::AssertionResult start(std::chrono::milliseconds timeout = 10s) {
-    if (pid_ > 0) return ::testing::AssertionFailure() << "redis-server already running";
     const std::string log = dir_.file("redis.log");
-    std::vector<std::string> args = {"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                                     "--save", "", "--appendonly", "no", "--dir", dir_.path()};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    pid_t pid = -1;
-    const int rc = posix_spawnp(&pid, "redis-server", &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) return ::testing::AssertionFailure() << "cannot spawn redis-server: " << std::strerror(rc);
-    pid_ = pid;
+    std::string error;
+    if (!child_.start({"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "",
+                       "--appendonly", "no", "--dir", dir_.path()},
+                      log, error)) {
+      return ::testing::AssertionFailure() << error;
+    }
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return ::testing::AssertionFailure() << "redis-server exited at start:\n" << read_file(log);
-      }
+      if (!child_.running()) return ::testing::AssertionFailure() << "redis-server exited at start:\n" << read_file(log);
       if (command("*1\r\n$4\r\nPING\r\n") == "+PONG") return ::testing::AssertionSuccess();
       std::this_thread::sleep_for(50ms);
     }
     return ::testing::AssertionFailure() << "redis-server did not answer PING within the timeout:\n" << read_file(log);
   }
 
-  void kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
+  void kill() { child_.kill(); }
 
   // Sends one RESP command and returns the first reply line without CRLF ("" on failure).
   std::string command(std::string_view resp) const {
@@ -106,7 +81,7 @@ class RedisServer {
  private:
   std::uint16_t port_;
   TempDir dir_{"gerbang-redis"};
-  pid_t pid_ = -1;
+  ChildProcess child_;
 };
 
 // The value of an unlabelled counter in /metrics, or -1.
