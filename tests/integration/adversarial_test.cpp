@@ -30,6 +30,20 @@
 namespace gerbang::testing {
 namespace {
 
+// Under ASan + UBSan or TSan (scripts/test-sanitizers.sh builds the gateway and these tests with
+// GERBANG_SANITIZED) the gateway is several times slower and ASan's quarantine holds on to freed memory: the
+// attacks still run, to find memory errors under load, but latency, memory and attack-strength bounds are
+// scaled. The Release run (scripts/test.sh) asserts the real bounds.
+#ifdef GERBANG_SANITIZED
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+template <class T>
+constexpr T at_least(T n) {
+  return kSanitized ? n / 2 : n;
+}
+
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
@@ -170,7 +184,7 @@ class Probe {
 
 class AdversarialTest : public GatewayTest {
  protected:
-  static constexpr std::size_t kRssBudgetKib = 64 * 1024;
+  static constexpr std::size_t kRssBudgetKib = (kSanitized ? 768 : 64) * 1024;  // ASan's quarantine keeps freed memory
   static constexpr std::size_t kFdSlack = 16;  // listeners, logs, eventfds that come and go
 
   void start(std::string timeouts, std::string limits = {}) {
@@ -200,8 +214,8 @@ class AdversarialTest : public GatewayTest {
 
   void expect_probe_served(const Probe& probe, std::size_t min_samples) {
     EXPECT_EQ(probe.failures(), "");
-    EXPECT_GE(probe.samples(), min_samples);
-    EXPECT_LT(probe.p99(), 1000ms) << "p50 " << probe.p50().count() << " ms, max " << probe.max().count() << " ms";
+    EXPECT_GE(probe.samples(), kSanitized ? min_samples / 4 : min_samples);
+    EXPECT_LT(probe.p99(), kSanitized ? 3000ms : 1000ms) << "p50 " << probe.p50().count() << " ms, max " << probe.max().count() << " ms";
   }
 
   void expect_memory_bounded(const Probe& probe) {
@@ -266,13 +280,13 @@ TEST_F(AdversarialTest, HundredsOfSlowlorisHeadsDoNotStarveOtherClients) {
 
   expect_probe_served(probe, 50);
   // The attack really held its connections: one descriptor each, and no more than that.
-  EXPECT_GE(probe.peak().fds, baseline_.fds + 200);
+  EXPECT_GE(probe.peak().fds, baseline_.fds + at_least(200));
   EXPECT_LE(probe.peak().fds, baseline_.fds + kThreads * kPerThread + 50);
   expect_memory_bounded(probe);
   // Heads were cut at their deadline (408 in logs and metrics) and the attackers had to reconnect.
   EXPECT_GT(cut.load(), 0);
   const std::string m = gw.admin_get("/metrics").body;
-  EXPECT_GE(metric(m, "gerbang_rejections_total{reason=\"http.request_timeout\"}"), 200.0);
+  EXPECT_GE(metric(m, "gerbang_rejections_total{reason=\"http.request_timeout\"}"), at_least(200.0));
   EXPECT_EQ(upstream.requests().size(), 3u + probe.samples()) << "no slowloris head reached the upstream";
   report("slowloris heads", probe,
          "opened " + std::to_string(opened.load()) + ", cut " + std::to_string(cut.load()));
@@ -319,12 +333,12 @@ TEST_F(AdversarialTest, HundredsOfSlowBodiesAreCutByTheMinimumRate) {
 
   expect_probe_served(probe, 50);
   // Each slow body holds a client and an upstream connection.
-  EXPECT_GE(probe.peak().fds, baseline_.fds + 150);
+  EXPECT_GE(probe.peak().fds, baseline_.fds + at_least(150));
   EXPECT_LE(probe.peak().fds, baseline_.fds + 2 * kThreads * kPerThread + 50);
   expect_memory_bounded(probe);
   EXPECT_GT(cut.load(), 0);
   const std::string m = gw.admin_get("/metrics").body;
-  EXPECT_GE(metric(m, "gerbang_rejections_total{reason=\"http.body_timeout\"}"), 100.0);
+  EXPECT_GE(metric(m, "gerbang_rejections_total{reason=\"http.body_timeout\"}"), at_least(100.0));
   for (const auto& r : upstream.requests()) {
     EXPECT_NE(r.target, "/upload") << "no trickled body was ever completed";
   }
@@ -527,7 +541,7 @@ TEST_F(AdversarialTest, TlsHandshakeFloodsAndGarbageDoNotStarveOtherClients) {
   expect_fds_return_to_baseline();
 
   expect_probe_served(probe, 50);
-  EXPECT_GE(probe.peak().fds, baseline_.fds + 150) << "the half-open handshakes were held";
+  EXPECT_GE(probe.peak().fds, baseline_.fds + at_least(150)) << "the half-open handshakes were held";
   EXPECT_LE(probe.peak().fds, baseline_.fds + 200 + 100);
   expect_memory_bounded(probe);
   EXPECT_GT(handshakes.load(), 100);
@@ -537,7 +551,7 @@ TEST_F(AdversarialTest, TlsHandshakeFloodsAndGarbageDoNotStarveOtherClients) {
   const std::string m = gw.admin_get("/metrics").body;
   EXPECT_GT(metric(m, "gerbang_tls_handshake_failures_total{listener=\"main\",reason=\"plaintext_on_tls_port\"}"), 0.0);
   EXPECT_GT(metric(m, "gerbang_tls_handshake_failures_total{listener=\"main\",reason=\"handshake_error\"}"), 0.0);
-  EXPECT_GE(metric(m, "gerbang_tls_handshake_failures_total{listener=\"main\",reason=\"handshake_timeout\"}"), 150.0);
+  EXPECT_GE(metric(m, "gerbang_tls_handshake_failures_total{listener=\"main\",reason=\"handshake_timeout\"}"), at_least(150.0));
   report("TLS handshake floods", probe,
          "handshakes " + std::to_string(handshakes.load()) + ", garbage closed " +
              std::to_string(garbage_closed.load()) + ", half-open opened " + std::to_string(partial_opened.load()));

@@ -27,7 +27,13 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::uint64_t kGiB = 1ull << 30;
 constexpr std::uint64_t kMiB = 1ull << 20;
-constexpr std::uint64_t kMaxGrowthKiB = 32 * 1024;  // 32 MiB
+// 32 MiB. Under ASan (GERBANG_SANITIZED) freed memory sits in the allocator's quarantine (256 MiB by default), so
+// the bound there only shows that the gigabyte was not buffered; the Release run asserts the real one.
+#ifdef GERBANG_SANITIZED
+constexpr std::uint64_t kMaxGrowthKiB = 512 * 1024;
+#else
+constexpr std::uint64_t kMaxGrowthKiB = 32 * 1024;
+#endif
 
 // Peak resident set size of a process, in KiB (0 if it cannot be read).
 std::uint64_t vm_hwm_kib(pid_t pid) {

@@ -8,6 +8,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "crypto/sodium.hpp"
 #include "jwt_test_keys.hpp"
 
@@ -151,6 +154,33 @@ TEST_F(Jwt, CacheIsBounded) {
   }
   EXPECT_LE(a->cached_tokens(), 4096u);
   EXPECT_GE(a->cached_tokens(), 3000u);  // shards fill unevenly, but most of it is used
+}
+
+// Many workers share one authenticator: concurrent hits, misses, inserts and evictions (run under TSan by
+// scripts/test-sanitizers / test-tsan).
+TEST_F(Jwt, CacheIsSafeFromManyThreads) {
+  auto a = build();
+  const auto& k = key(KeyKind::ed25519);
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 300; ++i) {
+    tokens.push_back(testing::make_token(k, "EdDSA", header("EdDSA", "ed"),
+                                         claims(R"(,"jti":")" + std::to_string(i) + "\"")));
+  }
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 3; ++round) {
+        for (std::size_t i = 0; i < tokens.size(); ++i) {
+          std::string_view why;
+          if (!a->verify(tokens[(i * 7 + static_cast<std::size_t>(t) * 31) % tokens.size()], kNowTp, why)) ++failures;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(a->cached_tokens(), tokens.size());
 }
 
 TEST_F(Jwt, RejectsMissingExp) {
