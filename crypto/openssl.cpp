@@ -52,6 +52,25 @@ std::string bio_to_string(BIO* bio) {
   return std::string(data, static_cast<std::size_t>(n));
 }
 
+std::string subject_rfc2253(const X509* cert) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || X509_NAME_print_ex(bio.get(), X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) < 0) return {};
+  return bio_to_string(bio.get());
+}
+
+std::string sha256_fingerprint(const X509* cert) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (X509_digest(cert, EVP_sha256(), md, &n) != 1) return {};
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(2 * n, '0');
+  for (unsigned i = 0; i < n; ++i) {
+    out[2 * i] = kDigits[md[i] >> 4];
+    out[2 * i + 1] = kDigits[md[i] & 0xf];
+  }
+  return out;
+}
+
 BioPtr memory_bio(std::string_view data) {
   if (data.size() > static_cast<std::size_t>(INT_MAX)) return nullptr;
   // An empty view may have a null data(); BIO_new_mem_buf needs a valid pointer even for length 0.

@@ -70,6 +70,12 @@ std::string openssl_failure(std::string_view what);
 // Everything readable from a memory BIO, as a string (e.g. after PEM_write_bio_X509).
 std::string bio_to_string(BIO* bio);
 
+// The certificate's subject as an RFC 2253 one-line DN ("CN=gw,O=Kota X"); "" on failure.
+std::string subject_rfc2253(const X509* cert);
+
+// Lower-case hex of SHA-256 over the DER certificate (its fingerprint); "" on failure.
+std::string sha256_fingerprint(const X509* cert);
+
 // A read-only memory BIO over `data`. The BIO does not copy: `data` must outlive it.
 BioPtr memory_bio(std::string_view data);
 

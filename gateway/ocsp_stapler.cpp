@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "crypto/openssl.hpp"
+#include "gateway/problem.hpp"
 
 namespace gerbang::gateway {
 
@@ -40,38 +41,7 @@ std::time_t to_time_t(const ASN1_GENERALIZEDTIME* t) {
   return timegm(&tm);
 }
 
-std::string sha256_hex(X509* cert) {
-  unsigned char md[32];
-  unsigned int len = 0;
-  X509_digest(cert, EVP_sha256(), md, &len);
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) fmt::format_to(std::back_inserter(out), "{:02x}", md[i]);
-  return out;
-}
-
-std::string subject_of(X509* cert) {
-  crypto::BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio) return "";
-  X509_NAME_print_ex(bio.get(), X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
-  char* data = nullptr;
-  const long n = BIO_get_mem_data(bio.get(), &data);
-  return n > 0 ? std::string(data, static_cast<std::size_t>(n)) : std::string();
-}
-
 void free_openssl_string(char* p) noexcept { OPENSSL_free(p); }
-
-std::string label_escape(std::string_view s) {
-  std::string out;
-  for (const char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
 
 // POSTs `request` to the responder; the DER response or an error.
 std::optional<std::vector<unsigned char>> fetch(const std::string& url, OCSP_REQUEST* request, std::string& error) {
@@ -300,7 +270,7 @@ OcspStapler::~OcspStapler() {
 }
 
 std::string OcspStapler::watch(X509* leaf, X509* issuer, const std::string& url) {
-  std::string key = sha256_hex(leaf) + " " + url;
+  std::string key = crypto::sha256_fingerprint(leaf) + " " + url;
   {
     std::lock_guard lock(impl_->mu);
     if (impl_->entries.count(key) != 0) return key;
@@ -308,7 +278,7 @@ std::string OcspStapler::watch(X509* leaf, X509* issuer, const std::string& url)
     e.leaf.reset(X509_dup(leaf));
     e.issuer.reset(X509_dup(issuer));
     e.url = url;
-    e.subject = subject_of(leaf);
+    e.subject = crypto::subject_rfc2253(leaf);
     e.due = std::chrono::steady_clock::now();  // fetch now
     impl_->entries.emplace(key, std::move(e));
   }
@@ -333,9 +303,11 @@ void OcspStapler::append_metrics(std::string& out) const {
          "# TYPE gerbang_ocsp_staple_valid gauge\n";
   for (const auto& [key, e] : impl_->entries) {
     const bool valid = e.response && (e.verdict.next_update == 0 || e.verdict.next_update >= now);
+    std::string subject;
+    append_json_escaped(subject, e.subject);  // escapes quotes and backslashes for the label value
     fmt::format_to(std::back_inserter(out),
                    "gerbang_ocsp_staple_valid{{certificate=\"{}\",subject=\"{}\",status=\"{}\"}} {}\n",
-                   key.substr(0, 16), label_escape(e.subject), e.response ? e.verdict.status : "none", valid ? 1 : 0);
+                   key.substr(0, 16), subject, e.response ? e.verdict.status : "none", valid ? 1 : 0);
   }
   out += "# HELP gerbang_ocsp_fetches_total OCSP responder fetches by result\n"
          "# TYPE gerbang_ocsp_fetches_total counter\n";

@@ -45,16 +45,6 @@ std::string lower(std::string s) {
   return s;
 }
 
-std::string hex(const unsigned char* p, std::size_t n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(n * 2, '0');
-  for (std::size_t i = 0; i < n; ++i) {
-    out[2 * i] = kDigits[p[i] >> 4];
-    out[2 * i + 1] = kDigits[p[i] & 0xf];
-  }
-  return out;
-}
-
 // Session ticket keys: the current key encrypts, current and previous decrypt (a ticket issued just before a
 // rotation still resumes, and is renewed). Keys are random per process; several gateway instances behind
 // one load balancer simply fall back to full handshakes across instances.
@@ -316,31 +306,20 @@ std::unique_ptr<ServerTls> ServerTls::create(const config::ListenerConfig& liste
         }
         SSL_CTX_set_verify(c, mode, nullptr);
         SSL_CTX_set_verify_depth(c, static_cast<int>(tls.client_verify_depth));
-        std::string crl_error;
-        if (!tls.client_crl_file.empty() &&
-            !certs::load_crl_file(tls.client_crl_file, tls.client_ca_file, std::time(nullptr), crl_error)) {
-          // A CRL from another CA, with a bad signature, or outside its validity would refuse every client:
-          // refuse the configuration instead (a reload keeps the previous one).
-          errors.push_back("listener " + listener.name + ": client_crl: " + crl_error);
-        } else if (!tls.client_crl_file.empty()) {
-          // Revocation: the leaf is checked against the CRL of its issuer (a reload picks up a new CRL).
-          BIO* bio = BIO_new_file(tls.client_crl_file.c_str(), "r");
-          X509_CRL* crl = bio ? PEM_read_bio_X509_CRL(bio, nullptr, nullptr, nullptr) : nullptr;
-          if (crl == nullptr && bio != nullptr) {
-            BIO_reset(bio);
-            ERR_clear_error();
-            crl = d2i_X509_CRL_bio(bio, nullptr);
-          }
-          BIO_free(bio);
-          if (crl == nullptr) {
-            fail("cannot read client CRL " + tls.client_crl_file);
+        if (!tls.client_crl_file.empty()) {
+          // Revocation: the leaf is checked against the CRL of its issuer (a reload picks up a new CRL). A CRL
+          // from another CA, with a bad signature, or outside its validity would refuse every client: refuse the
+          // configuration instead (a reload keeps the previous one).
+          std::string crl_error;
+          auto loaded = certs::load_crl_file(tls.client_crl_file, tls.client_ca_file, std::time(nullptr), crl_error);
+          if (!loaded) {
+            errors.push_back("listener " + listener.name + ": client_crl: " + crl_error);
           } else {
             X509_STORE* store = SSL_CTX_get_cert_store(c);
-            if (X509_STORE_add_crl(store, crl) != 1) {
+            if (X509_STORE_add_crl(store, loaded->crl.get()) != 1) {  // the store takes its own reference
               fail("cannot use client CRL " + tls.client_crl_file);
             }
             X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
-            X509_CRL_free(crl);
           }
         }
       } else {
@@ -494,17 +473,8 @@ TlsInfo describe_tls(SSL* s) {
   X509* peer = SSL_get0_peer_certificate(s);
   if (peer != nullptr && SSL_get_verify_result(s) == X509_V_OK) {
     PeerIdentity id;
-    BIO* bio = BIO_new(BIO_s_mem());
-    X509_NAME_print_ex(bio, X509_get_subject_name(peer), 0, XN_FLAG_RFC2253);
-    char* data = nullptr;
-    long len = BIO_get_mem_data(bio, &data);
-    id.subject.assign(data, static_cast<std::size_t>(len));
-    BIO_free(bio);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    if (X509_digest(peer, EVP_sha256(), md, &md_len) == 1) {
-      id.fingerprint_sha256 = hex(md, md_len);
-    }
+    id.subject = crypto::subject_rfc2253(peer);
+    id.fingerprint_sha256 = crypto::sha256_fingerprint(peer);
     if (auto* gens = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(peer, NID_subject_alt_name, nullptr, nullptr))) {
       for (int i = 0; i < sk_GENERAL_NAME_num(gens); ++i) {
         const GENERAL_NAME* g = sk_GENERAL_NAME_value(gens, i);
