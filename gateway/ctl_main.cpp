@@ -174,12 +174,7 @@ int config_diff(const std::string& old_file, const std::string& new_file) {
       return 2;
     }
   }
-  std::string text[2];
-  for (int i = 0; i < 2; ++i) {
-    std::ifstream in(files[i], std::ios::binary);
-    text[i].assign(std::istreambuf_iterator<char>(in), {});
-  }
-  const auto changes = gerbang::config::diff_yaml(text[0], text[1]);
+  const auto changes = gerbang::config::diff_yaml(cfg[0]->source_text, cfg[1]->source_text);
   for (const auto& c : changes) std::cout << gerbang::config::to_string(c) << '\n';
   const auto restart = gerbang::config::restart_required(*cfg[0], *cfg[1]);
   if (changes.empty()) {

@@ -432,9 +432,7 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
   ServerState state;
   state.gen = gen;
   warn_expiring_certificates(cfg);
-  std::string running_text = read_text_file(options.config_path);  // what generation `state.generation` was read from
   state.reload = [&](std::string& message, const std::string& trigger) -> bool {
-    const std::string next_text = read_text_file(options.config_path);
     config::Diagnostics diags;
     auto next_cfg = config::load_file(options.config_path, diags);
     std::vector<std::string> errors;
@@ -457,12 +455,15 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
         message += "\n" + e;
       }
       spdlog::error("{}", message);
+      // The text that was refused: as parsed, or (unparsable or unreadable) as it is on disk now.
+      const std::string refused = next_cfg ? next_cfg->source_text : read_text_file(options.config_path);
       audit_config_change(shared.audit, trigger + ": reload of " + options.config_path + " (sha256 " +
-                                            crypto::hex_encode(crypto::sha256(next_text)) + ") refused: " +
+                                            crypto::hex_encode(crypto::sha256(refused)) + ") refused: " +
                                             (errors.empty() ? std::string("?") : errors.front()));
       return false;
     }
     warn_expiring_certificates(*next_cfg);
+    const auto changes = config::diff_yaml(state.gen->config->source_text, next_cfg->source_text);
     state.gen = next;
     ++state.generation;
     ++state.reloads_ok;
@@ -473,7 +474,6 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
     {
       // Who changed what, in the tamper-evident trail: paths only (values can be secrets), at most 64.
       std::string changed;
-      const auto changes = config::diff_yaml(running_text, next_text);
       for (std::size_t i = 0; i < changes.size() && i < 64; ++i) {
         changed += (i ? ", " : "") + std::string(changes[i].kind == config::ConfigChange::Kind::added     ? "+"
                                                  : changes[i].kind == config::ConfigChange::Kind::removed ? "-"
@@ -482,9 +482,8 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
       }
       if (changes.size() > 64) changed += ", ...";
       audit_config_change(shared.audit, trigger + ": " + message + " from " + options.config_path + " (sha256 " +
-                                            crypto::hex_encode(crypto::sha256(next_text)) + "); " + std::to_string(changes.size()) +
+                                            crypto::hex_encode(crypto::sha256(next_cfg->source_text)) + "); " + std::to_string(changes.size()) +
                                             " change(s): " + (changed.empty() ? "none in the file itself" : changed));
-      running_text = next_text;
     }
     spdlog::info("{} ({} route(s), {} upstream(s))", message, next_cfg->routes.size(), next_cfg->upstreams.size());
     return true;

@@ -163,6 +163,7 @@ struct LogConfig {
 
 struct Config {
   std::string source;                  // path it was loaded from, for messages
+  std::string source_text;             // the YAML exactly as parsed (config diff, audit of reloads)
   std::uint32_t workers = 0;           // 0 = auto (hardware threads); 1..256
   AdminConfig admin;
   LogConfig log;

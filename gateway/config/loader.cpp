@@ -210,9 +210,10 @@ class Loader {
   std::shared_ptr<const Config> run(std::string_view yaml) {
     auto cfg = std::make_shared<Config>();
     cfg->source = file_;
+    cfg->source_text = std::string(yaml);
     const std::size_t errors_before = diags_.errors().size();
     try {
-      const std::string text(yaml);
+      const std::string& text = cfg->source_text;
       // Count documents with a bounded event pass instead of YAML::LoadAll: yaml-cpp 0.7.0's parser yields
       // empty documents forever when one starts with ',' (",", "- a\n,", "\"x\","), so LoadAll never returns
       // (found by the config_loader fuzz target, tests/fuzz/known-issues).
