@@ -555,7 +555,7 @@ void Log::Impl::write_batch(std::vector<Item>& items) {
   hashes.reserve(items.size());
   for (std::size_t i = 0; i < items.size(); ++i) {
     const std::string& b = items[i].bytes;
-    if (b.empty() || b.size() > files::max_record_bytes || !decode(b)) {
+    if (b.empty() || b.size() > files::max_record_bytes) {  // canonical: append() encoded it
       ++n_rejected;
       continue;
     }
@@ -800,8 +800,9 @@ std::unique_ptr<Log> Log::open(const LogOptions& options, std::string& error) {
   return std::unique_ptr<Log>(new Log(std::move(impl)));
 }
 
-bool Log::append(std::string record_bytes, std::function<void(const Appended&)> done) {
+bool Log::append(const Record& record, std::function<void(const Appended&)> done) {
   Impl& m = *impl_;
+  std::string record_bytes = encode(record);
   bool wake = false;
   {
     std::lock_guard lk(m.mu);

@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 
+#include "audit/record.hpp"
 #include "crypto/sha256.hpp"
 
 namespace gerbang::audit {
@@ -63,10 +64,11 @@ class Log {
   Log& operator=(const Log&) = delete;
 
   // Never blocks on I/O. False if the queue is full or the log is closed; the caller answers 503.
-  // record_bytes must be encode(record) (the writer rejects anything decode() refuses: ok=false).
+  // The record is encoded here, on the caller's thread, so every leaf is canonical by construction (the
+  // writer does not parse it again); a record whose encoding exceeds the frame limit gets ok=false.
   // `done` (may be empty) runs on the writer thread once the record is durable (strict: fdatasync'ed;
   // batched: written, synced within batch_interval), or with ok=false if it could not be written.
-  bool append(std::string record_bytes, std::function<void(const Appended&)> done);
+  bool append(const Record& record, std::function<void(const Appended&)> done);
 
   // False from a failed write or sync until a later write succeeds (the writer probes by itself).
   bool healthy() const;
@@ -87,7 +89,7 @@ class Log {
     std::uint64_t records = 0, batches = 0, fsyncs = 0, checkpoints = 0, write_errors = 0, queue_depth = 0,
                   tree_size = 0;
     bool healthy = true;
-    std::uint64_t rejected = 0;  // appends refused (queue full / closed) plus records decode() refused
+    std::uint64_t rejected = 0;  // appends refused (queue full / closed) plus records over the frame limit
     bool batched = false;        // durability: batched (say so in metrics)
   };
   Stats stats() const;

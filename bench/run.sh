@@ -324,6 +324,7 @@ EOF
 tls_block() { # TICKETS CACHE
   cat <<EOF
     max_connections: 20000
+    max_connections_per_ip: 20000
     hsts: ""
     tls:
       min_version: "1.3"

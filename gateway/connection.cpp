@@ -136,19 +136,19 @@ std::optional<net::ip::address> client_from_xff(std::string_view xff, const Gene
 
 // Appends a record and resumes the coroutine, on its own executor, once the writer thread says it is
 // durable (or failed). A refused append (queue full, log closed) completes at once with ok = false.
-net::awaitable<audit::Appended> append_and_wait(audit::Log& log, std::string bytes) {
+net::awaitable<audit::Appended> append_and_wait(audit::Log& log, const audit::Record& record) {
   auto ex = co_await net::this_coro::executor;
   co_return co_await net::async_initiate<decltype(net::use_awaitable), void(audit::Appended)>(
-      [&log, ex](auto handler, std::string record) {
+      [&log, ex, &record](auto handler) {
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
         auto resume = [shared, ex](const audit::Appended& a) {
           net::post(ex, [shared, a]() mutable { std::move(*shared)(a); });
         };
-        if (!log.append(std::move(record), resume)) {
+        if (!log.append(record, resume)) {
           net::post(ex, [shared]() mutable { std::move(*shared)(audit::Appended{}); });
         }
       },
-      net::use_awaitable, std::move(bytes));
+      net::use_awaitable);
 }
 
 std::int64_t unix_ms() {
@@ -499,7 +499,7 @@ net::awaitable<bool> ClientConnection::audit_open(bool& client_keep_alive, bool 
   r.decision = "forward";
   request_hash_ = crypto::Sha256();
   response_hash_ = crypto::Sha256();
-  const audit::Appended a = co_await append_and_wait(*audit_, audit::encode(r));
+  const audit::Appended a = co_await append_and_wait(*audit_, r);
   if (a.ok) {
     opened_index_ = a.index;
     response_extra_.append("X-Gerbang-Receipt: ").append(audit_->receipt(a)).append("\r\n");
@@ -545,7 +545,7 @@ void ClientConnection::audit_close() {
   }
   // Not awaited: the client's answer does not wait for the closing record. A refused append is counted
   // and logged; the opening record (durable) already proves the exchange happened.
-  if (!audit_->append(audit::encode(r), {})) {
+  if (!audit_->append(r, {})) {
     stats().audit_failed.inc();
     spdlog::error("audit: closing record for {} refused (queue full or log closed)", rec_.request_id);
   }

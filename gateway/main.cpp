@@ -1,6 +1,7 @@
 // `gerbang`: the gateway. Loads and validates the configuration completely before serving anything.
 #include <csignal>
 #include <cstdio>
+#include <string>
 
 #include <CLI/CLI.hpp>
 #include <sodium.h>
@@ -11,6 +12,10 @@
 #include "gateway/generation.hpp"
 #include "gateway/ocsp_stapler.hpp"
 #include "gateway/server.hpp"
+
+#ifdef GERBANG_MIMALLOC
+#include <mimalloc.h>
+#endif
 
 namespace {
 
@@ -55,6 +60,16 @@ std::shared_ptr<const gerbang::gateway::Generation> load(const std::string& path
   return gen;
 }
 
+// The malloc serving this process; mi_version() also keeps libmimalloc linked under --as-needed.
+std::string allocator_name() {
+#ifdef GERBANG_MIMALLOC
+  const int v = mi_version();
+  return "mimalloc " + std::to_string(v / 100) + "." + std::to_string(v / 10 % 10) + "." + std::to_string(v % 10);
+#else
+  return "system malloc";
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -70,7 +85,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (version) {
-    std::printf("gerbang 0.1.0\n");
+    std::printf("gerbang 0.1.0 (allocator: %s)\n", allocator_name().c_str());
     return 0;
   }
   if (sodium_init() < 0) {
@@ -98,6 +113,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::set_level(to_spdlog(gen->config->log.level));
+  spdlog::info("gerbang 0.1.0, allocator: {}", allocator_name());
   std::signal(SIGPIPE, SIG_IGN);
   return gerbang::gateway::run_server(gen, gerbang::gateway::ServerOptions{ready_file, config_path});
 }

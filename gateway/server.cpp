@@ -301,7 +301,7 @@ void audit_config_change(audit::Log* log, std::string detail) {
   r.kind = audit::RecordKind::config_change;
   r.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   r.detail = std::move(detail);
-  if (!log->append(audit::encode(r), [](const audit::Appended& a) {
+  if (!log->append(r, [](const audit::Appended& a) {
         if (!a.ok) spdlog::error("audit: the config_change record of a reload could not be written");
       })) {
     spdlog::error("audit: the config_change record of a reload was refused (queue full or log closed)");

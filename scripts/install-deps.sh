@@ -4,7 +4,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config ccache
   libboost1.81-dev libssl-dev libsodium-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev
-  libmodsecurity-dev modsecurity-crs libhiredis-dev
+  libmodsecurity-dev modsecurity-crs libhiredis-dev libmimalloc-dev
   libgtest-dev libgmock-dev googletest
   openssl curl ca-certificates python3 procps redis-server
 )

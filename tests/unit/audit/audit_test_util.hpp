@@ -82,12 +82,12 @@ inline void write_file(const std::string& path, const std::string& data) {
 }
 
 // Appends and waits for the callback.
-inline Appended append_wait(Log& log, const std::string& bytes) {
+inline Appended append_wait(Log& log, const Record& record) {
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
   Appended result;
-  const bool queued = log.append(bytes, [&](const Appended& a) {
+  const bool queued = log.append(record, [&](const Appended& a) {
     std::lock_guard lk(mu);
     result = a;
     done = true;

@@ -68,7 +68,7 @@ class GerbangctlAudit : public ::testing::Test {
     std::string error;
     auto log = Log::open(o, error);
     ASSERT_TRUE(log) << error;
-    for (std::uint64_t i = 0; i < 99; ++i) acks_.push_back(append_wait(*log, encode(exchange_record(i))));
+    for (std::uint64_t i = 0; i < 99; ++i) acks_.push_back(append_wait(*log, exchange_record(i)));
     receipt_ = log->receipt(acks_[41]);
   }
 

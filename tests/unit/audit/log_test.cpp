@@ -78,14 +78,14 @@ TEST_F(AuditLog, WritesRecordsAndVerifies) {
   auto log = open_log(o);
   ASSERT_TRUE(log);
   for (std::uint64_t i = 0; i < 500; ++i) {
-    const Appended a = append_wait(*log, encode(exchange_record(i)));
+    const Appended a = append_wait(*log, exchange_record(i));
     ASSERT_TRUE(a.ok);
     EXPECT_EQ(a.index, i + 1);  // leaf 0 is the start record
     EXPECT_EQ(a.leaf_hash, leaf_hash(crypto::as_bytes(encode(exchange_record(i)))));
   }
   log->close();
   EXPECT_EQ(log->stats().tree_size, 501U);
-  EXPECT_FALSE(log->append(encode(exchange_record(0)), nullptr));  // closed
+  EXPECT_FALSE(log->append(exchange_record(0), nullptr));  // closed
 
   const auto rep = verify_now();
   EXPECT_TRUE(rep.ok) << rep.first_error;
@@ -104,7 +104,7 @@ TEST_F(AuditLog, WritesRecordsAndVerifies) {
   log.reset();
   log = open_log();
   ASSERT_TRUE(log);
-  EXPECT_TRUE(append_wait(*log, encode(exchange_record(0))).ok);
+  EXPECT_TRUE(append_wait(*log, exchange_record(0)).ok);
   log->close();
   const auto rep2 = verify_now();
   EXPECT_TRUE(rep2.ok) << rep2.first_error;
@@ -136,7 +136,7 @@ TEST_F(AuditLog, InclusionProofsAndReceiptsCheckOut) {
   auto log = open_log();
   ASSERT_TRUE(log);
   std::vector<Appended> acks;
-  for (std::uint64_t i = 0; i < 77; ++i) acks.push_back(append_wait(*log, encode(exchange_record(i))));
+  for (std::uint64_t i = 0; i < 77; ++i) acks.push_back(append_wait(*log, exchange_record(i)));
   EXPECT_FALSE(log->inclusion_proof_json(acks[10].index).has_value());  // not checkpointed yet
   ASSERT_TRUE(log->checkpoint_now());
   const std::string cp = log->latest_checkpoint();
@@ -186,7 +186,7 @@ TEST_F(AuditLog, GroupCommitSharesFsyncs) {
   for (int t = 0; t < threads; ++t) {
     ts.emplace_back([&, t] {
       for (int i = 0; i < per_thread; ++i) {
-        const std::string rec = encode(exchange_record(static_cast<std::uint64_t>(t * per_thread + i)));
+        const Record rec = exchange_record(static_cast<std::uint64_t>(t * per_thread + i));
         while (!log->append(rec, [&](const Appended& a) {
           std::lock_guard lk(mu);
           if (a.ok) {
@@ -234,7 +234,7 @@ TEST_F(AuditLog, GroupCommitWithWaitingAppenders) {
   for (int t = 0; t < threads; ++t) {
     ts.emplace_back([&, t] {
       for (int i = 0; i < per_thread; ++i)
-        if (!append_wait(*log, encode(exchange_record(static_cast<std::uint64_t>(t * per_thread + i)))).ok) ++failures;
+        if (!append_wait(*log, exchange_record(static_cast<std::uint64_t>(t * per_thread + i))).ok) ++failures;
     });
   }
   for (auto& t : ts) t.join();
@@ -257,7 +257,7 @@ TEST_F(AuditLog, BatchedModeAndSegmentRolls) {
   auto log = open_log(o);
   ASSERT_TRUE(log);
   EXPECT_TRUE(log->stats().batched);
-  for (std::uint64_t i = 0; i < 300; ++i) ASSERT_TRUE(append_wait(*log, encode(exchange_record(i))).ok);
+  for (std::uint64_t i = 0; i < 300; ++i) ASSERT_TRUE(append_wait(*log, exchange_record(i)).ok);
   log->close();
   std::vector<files::SegmentFile> segs;
   std::string error;
@@ -272,7 +272,7 @@ TEST_F(AuditLog, TornTailAfterLastCheckpointIsTrimmedAndRecorded) {
   {
     auto log = open_log();
     ASSERT_TRUE(log);
-    for (std::uint64_t i = 0; i < 20; ++i) ASSERT_TRUE(append_wait(*log, encode(exchange_record(i))).ok);
+    for (std::uint64_t i = 0; i < 20; ++i) ASSERT_TRUE(append_wait(*log, exchange_record(i)).ok);
   }  // closed: checkpoint at 21
   // A crash after the checkpoint: two whole frames that were never signed, then half a frame.
   std::vector<files::SegmentFile> segs;
@@ -309,7 +309,7 @@ TEST_F(AuditLog, DamageInsideTheSignedPrefixRefusesToOpen) {
   {
     auto log = open_log();
     ASSERT_TRUE(log);
-    for (std::uint64_t i = 0; i < 20; ++i) ASSERT_TRUE(append_wait(*log, encode(exchange_record(i))).ok);
+    for (std::uint64_t i = 0; i < 20; ++i) ASSERT_TRUE(append_wait(*log, exchange_record(i)).ok);
   }
   std::vector<files::SegmentFile> segs;
   std::string error;
@@ -330,7 +330,7 @@ TEST_F(AuditLog, DamageInsideTheSignedPrefixRefusesToOpen) {
 TEST_F(AuditLog, LostStateFileIsRebuilt) {
   {
     auto log = open_log();
-    for (std::uint64_t i = 0; i < 30; ++i) ASSERT_TRUE(append_wait(*log, encode(exchange_record(i))).ok);
+    for (std::uint64_t i = 0; i < 30; ++i) ASSERT_TRUE(append_wait(*log, exchange_record(i)).ok);
   }
   std::filesystem::remove(dir_ + "/state");
   std::filesystem::remove(dir_ + "/leaves");
@@ -347,7 +347,7 @@ TEST_F(AuditLog, LostStateFileIsRebuilt) {
 TEST_F(AuditLog, KeyRotationKeepsOldCheckpointsValid) {
   {
     auto log = open_log();
-    for (std::uint64_t i = 0; i < 10; ++i) ASSERT_TRUE(append_wait(*log, encode(exchange_record(i))).ok);
+    for (std::uint64_t i = 0; i < 10; ++i) ASSERT_TRUE(append_wait(*log, exchange_record(i)).ok);
   }
   const std::string new_key = keys_ / "new.key";
   const std::string new_vkey = make_key(new_key);
@@ -355,7 +355,7 @@ TEST_F(AuditLog, KeyRotationKeepsOldCheckpointsValid) {
     auto log = open_log(options_for(dir_, new_key));
     ASSERT_TRUE(log);
     EXPECT_EQ(log->verifier_key(), new_vkey);
-    for (std::uint64_t i = 0; i < 10; ++i) ASSERT_TRUE(append_wait(*log, encode(exchange_record(i))).ok);
+    for (std::uint64_t i = 0; i < 10; ++i) ASSERT_TRUE(append_wait(*log, exchange_record(i)).ok);
   }
   auto recs = records();
   ASSERT_EQ(recs[11].kind, RecordKind::key_rotation);
@@ -397,7 +397,7 @@ TEST_F(AuditLog, SurvivesSigkillUnderLoad) {
     if (!log) ::_exit(2);
     std::atomic<int> acked{0};
     for (std::uint64_t i = 0;; ++i) {
-      const std::string rec = encode(exchange_record(i));
+      const Record rec = exchange_record(i);
       log->append(rec, [&, fd = fds[1]](const Appended& a) {
         if (!a.ok) return;
         char line[128];
@@ -462,7 +462,7 @@ TEST_F(AuditLog, DiskFullFailsAppendsThenRecovers) {
   o.segment_bytes = 64 * 1024;
   auto log = open_log(o);
   ASSERT_TRUE(log);
-  ASSERT_TRUE(append_wait(*log, encode(exchange_record(0))).ok);
+  ASSERT_TRUE(append_wait(*log, exchange_record(0)).ok);
 
   // Fill the file system.
   const std::string filler = mnt + "/filler";
@@ -478,7 +478,7 @@ TEST_F(AuditLog, DiskFullFailsAppendsThenRecovers) {
   big.detail = std::string(8000, 'd');
   int failed = 0;
   for (int i = 0; i < 50 && failed == 0; ++i)
-    if (!append_wait(*log, encode(big)).ok) ++failed;
+    if (!append_wait(*log, big).ok) ++failed;
   EXPECT_GT(failed, 0);
   EXPECT_FALSE(log->healthy());
   EXPECT_GT(log->stats().write_errors, 0U);
@@ -487,8 +487,8 @@ TEST_F(AuditLog, DiskFullFailsAppendsThenRecovers) {
   // The writer probes by itself; wait (bounded) for it, without new appends.
   for (int i = 0; i < 100 && !log->healthy(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_TRUE(log->healthy());
-  EXPECT_TRUE(append_wait(*log, encode(big)).ok);
-  EXPECT_TRUE(append_wait(*log, encode(exchange_record(2))).ok);
+  EXPECT_TRUE(append_wait(*log, big).ok);
+  EXPECT_TRUE(append_wait(*log, exchange_record(2)).ok);
   log->close();
   const auto rep = verify_now();
   EXPECT_TRUE(rep.ok) << rep.first_error;

@@ -47,7 +47,7 @@ class AuditTamper : public ::testing::Test {
     std::string error;
     auto log = Log::open(o, error);
     ASSERT_TRUE(log) << error;
-    for (std::uint64_t i = 0; i < 299; ++i) ASSERT_TRUE(append_wait(*log, encode(exchange_record(i))).ok);
+    for (std::uint64_t i = 0; i < 299; ++i) ASSERT_TRUE(append_wait(*log, exchange_record(i)).ok);
     log->close();  // 300 records, checkpoints every 50 and at 300
     ASSERT_TRUE(files::list_segments(dir_, segs_, error)) << error;
     ASSERT_GE(segs_.size(), 3U);
@@ -220,7 +220,7 @@ TEST_F(AuditTamper, RewrittenHistoryFailsAgainstACheckpointKeptAside) {
     for (std::uint64_t i = 0; i < 299; ++i) {
       Record r = exchange_record(i);
       if (i == 42) r.consumer = "someone-else";
-      ASSERT_TRUE(append_wait(*log, encode(r)).ok);
+      ASSERT_TRUE(append_wait(*log, r).ok);
     }
   }
   EXPECT_TRUE(verify(dir_, keys()).ok);
@@ -239,7 +239,7 @@ TEST_F(AuditTamper, RewrittenHistoryFailsAgainstACheckpointKeptAside) {
   {
     auto log = Log::open(options_for(dir_, other_file), error);
     ASSERT_TRUE(log) << error;
-    for (std::uint64_t i = 0; i < 299; ++i) ASSERT_TRUE(append_wait(*log, encode(exchange_record(i))).ok);
+    for (std::uint64_t i = 0; i < 299; ++i) ASSERT_TRUE(append_wait(*log, exchange_record(i)).ok);
   }
   const auto rep2 = verify(dir_, std::vector<std::string>{vkey_, other_vkey}, std::vector<std::string>{kept});
   EXPECT_FALSE(rep2.ok);
@@ -332,7 +332,7 @@ TEST_F(AuditTamper, TailFollowSeesNewRecords) {
         },
         [&] { return !stop.load(); }, e, 20);
   });
-  for (std::uint64_t i = 0; i < 5; ++i) ASSERT_TRUE(append_wait(*log, encode(exchange_record(i))).ok);
+  for (std::uint64_t i = 0; i < 5; ++i) ASSERT_TRUE(append_wait(*log, exchange_record(i)).ok);
   for (int i = 0; i < 200 && seen_max < 305; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   stop = true;
   follower.join();
@@ -363,8 +363,7 @@ TEST(AuditVerifySpeed, MillionRecords) {
     const auto t0 = std::chrono::steady_clock::now();
     for (std::uint64_t i = 0; i < n; ++i) {
       r.time_ms = static_cast<std::int64_t>(i);
-      std::string b = encode(r);
-      while (!log->append(b, nullptr)) std::this_thread::yield();
+      while (!log->append(r, nullptr)) std::this_thread::yield();
     }
     log->close();
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
