@@ -336,6 +336,27 @@ TEST_F(WafStageTest, DetectModePassesAndRecords) {
   EXPECT_TRUE(j.has(941100)) << j.why();
 }
 
+// ---- paranoia levels ----
+
+// The route's paranoia level reaches the engine: 920320 (missing User-Agent) belongs to level 2.
+TEST_F(WafStageTest, RulesOfAHigherParanoiaLevelRunOnlyAtThatLevel) {
+  WafRouteConfig c;
+  c.mode = Mode::detect;
+  c.paranoia = 2;
+  const auto pl2 = build(*g->engine, c);
+  ASSERT_NE(pl2, nullptr);
+  Req r = get("/api/v1/items");
+  r.defaults = false;
+  r.headers = {{"Host", "api.kota.go.id"}, {"Accept", "*/*"}};
+  const Outcome at2 = run(*pl2, r);
+  EXPECT_TRUE(at2.has(920320)) << at2.why();
+  const Outcome at1 = run(*g->detect, r);
+  EXPECT_FALSE(at1.has(920320)) << at1.why();
+  // Level-1 detections run at level 1.
+  const Outcome sqli = run(*g->detect, get("/api/v1/items?id=1%27%20OR%20%271%27%3D%271"));
+  EXPECT_TRUE(sqli.has(942100)) << sqli.why();
+}
+
 // ---- exclusions ----
 
 TEST_F(WafStageTest, ExclusionByIdLetsAFalsePositivePass) {
