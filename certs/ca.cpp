@@ -17,6 +17,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "certs/keygen.hpp"
 #include "crypto/keys.hpp"
 
 namespace gerbang::certs {
@@ -214,23 +215,6 @@ std::optional<std::vector<X509Ptr>> load_cert_bundle(const std::string& path, st
     return std::nullopt;
   }
   return out;
-}
-
-EvpPkeyPtr generate_key(KeyType type, std::string& error) {
-  EVP_PKEY* key = nullptr;
-  switch (type) {
-    case KeyType::ecdsa_p256:
-      key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
-      break;
-    case KeyType::rsa_2048:
-      key = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(2048));
-      break;
-    case KeyType::rsa_3072:
-      key = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(3072));
-      break;
-  }
-  if (key == nullptr) error = openssl_failure("generating a private key");
-  return EvpPkeyPtr(key);
 }
 
 // ---- serial numbers ---------------------------------------------------------------------------------------

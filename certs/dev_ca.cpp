@@ -16,6 +16,7 @@
 #include <ctime>
 #include <limits>
 
+#include "certs/keygen.hpp"
 #include "crypto/openssl.hpp"
 
 namespace gerbang::certs {
@@ -35,36 +36,8 @@ constexpr int ku_key_encipherment = 2;
 constexpr int ku_key_cert_sign = 5;
 constexpr int ku_crl_sign = 6;
 
-std::string hex_lower(const unsigned char* data, std::size_t n) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (std::size_t i = 0; i < n; ++i) {
-    out += digits[data[i] >> 4];
-    out += digits[data[i] & 0x0f];
-  }
-  return out;
-}
-
 // Starts every operation with an empty queue, so a failure reports only its own errors.
 void clear_openssl_errors() { ERR_clear_error(); }
-
-EvpPkeyPtr generate_key(KeyType type, std::string& error) {
-  EVP_PKEY* key = nullptr;
-  switch (type) {
-    case KeyType::ecdsa_p256:
-      key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
-      break;
-    case KeyType::rsa_2048:
-      key = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(2048));
-      break;
-    case KeyType::rsa_3072:
-      key = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(3072));
-      break;
-  }
-  if (key == nullptr) error = openssl_failure("generating the private key");
-  return EvpPkeyPtr(key);
-}
 
 bool is_rsa(EVP_PKEY* key) { return EVP_PKEY_is_a(key, "RSA") == 1; }
 
@@ -289,14 +262,24 @@ bool add_subject_alt_names(X509* cert, const IssueOptions& o, bool subject_empty
   return add_ext(cert, NID_subject_alt_name, names.get(), subject_empty, "subjectAltName", error);
 }
 
-std::string sha256_fingerprint(X509* cert) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  if (X509_digest(cert, EVP_sha256(), md, &n) != 1) return {};
-  return hex_lower(md, n);
-}
-
 }  // namespace
+
+EvpPkeyPtr generate_key(KeyType type, std::string& error) {
+  EVP_PKEY* key = nullptr;
+  switch (type) {
+    case KeyType::ecdsa_p256:
+      key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+      break;
+    case KeyType::rsa_2048:
+      key = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(2048));
+      break;
+    case KeyType::rsa_3072:
+      key = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(3072));
+      break;
+  }
+  if (key == nullptr) error = openssl_failure("generating a private key");
+  return EvpPkeyPtr(key);
+}
 
 struct DevCa::Impl {
   X509Ptr cert;
