@@ -410,8 +410,11 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
   }
 
   net::io_context main_ioc{1};
-  // Installed before anything reports readiness, so a supervisor's SIGTERM right after "ready" drains.
+  // Installed before anything reports readiness, so a supervisor's SIGTERM right after "ready" drains and
+  // its SIGHUP reloads (the default action of an unhandled SIGHUP would end the process). Asio queues a
+  // signal that arrives before its async_wait.
   net::signal_set signals(main_ioc, SIGTERM, SIGINT);
+  net::signal_set hup(main_ioc, SIGHUP);
   tcp::acceptor admin(main_ioc);
   {
     std::string err;
@@ -535,7 +538,6 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
   schedule_rotation();
 
   // SIGHUP: reload (the same path as POST /reload).
-  net::signal_set hup(main_ioc, SIGHUP);
   std::function<void()> wait_hup = [&] {
     hup.async_wait([&](boost::system::error_code ec, int) {
       if (ec) {

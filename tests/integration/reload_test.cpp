@@ -278,6 +278,21 @@ TEST_F(ReloadTest, SighupAndPostReloadPickUpANewRoute) {
   EXPECT_TRUE(gw.running());
 }
 
+// A supervisor may send SIGHUP the moment the ready file appears (systemd's ExecReload, a deploy script).
+// The handler is installed before readiness is reported, so that SIGHUP reloads instead of taking the
+// default action (ending the process). CI once caught the window when the handler came after the ready
+// file; a tight loop of restarts gives the old order a chance to show again.
+TEST_F(ReloadTest, SighupStraightAfterReadyReloadsAndDoesNotEndTheProcess) {
+  for (int round = 0; round < 5; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    ASSERT_TRUE(gw.start(make_config(pki, upstream.port(), GatewayOptions{})));
+    gw.signal(SIGHUP);
+    EXPECT_TRUE(wait_for_metric("gerbang_config_generation", 2)) << gw.stderr_text();
+    EXPECT_TRUE(gw.running()) << gw.stderr_text();
+    EXPECT_EQ(gw.stop(), 0) << gw.stderr_text();
+  }
+}
+
 TEST_F(ReloadTest, ReloadEndpointRefusesGet) {
   start_gateway();
   auto r = gw.admin_get("/reload");
