@@ -800,23 +800,33 @@ std::unique_ptr<Log> Log::open(const LogOptions& options, std::string& error) {
   return std::unique_ptr<Log>(new Log(std::move(impl)));
 }
 
-bool Log::append(const Record& record, std::function<void(const Appended&)> done) {
+bool Log::append(const Record& record, std::function<void(const Appended&)> done, bool wake) {
   Impl& m = *impl_;
   std::string record_bytes = encode(record);
-  bool wake = false;
+  bool notify = false;
   {
     std::lock_guard lk(m.mu);
     if (m.closed || m.queue.size() >= m.opt.queue_capacity) {
       ++m.n_rejected;
       return false;
     }
-    wake = m.queue.empty();
+    notify = wake && m.queue.empty();
     m.queue.push_back(Impl::Item{std::move(record_bytes), std::move(done)});
     m.n_queue = m.queue.size();
   }
   // Only the first record of a batch wakes the writer; later ones ride along.
-  if (wake) m.cv.notify_one();
+  if (notify) m.cv.notify_one();
   return true;
+}
+
+void Log::wake() {
+  Impl& m = *impl_;
+  bool notify = false;
+  {
+    std::lock_guard lk(m.mu);
+    notify = !m.queue.empty();
+  }
+  if (notify) m.cv.notify_one();
 }
 
 bool Log::healthy() const { return impl_->is_healthy; }

@@ -68,7 +68,13 @@ class Log {
   // writer does not parse it again); a record whose encoding exceeds the frame limit gets ok=false.
   // `done` (may be empty) runs on the writer thread once the record is durable (strict: fdatasync'ed;
   // batched: written, synced within batch_interval), or with ok=false if it could not be written.
-  bool append(const Record& record, std::function<void(const Appended&)> done);
+  // `wake`: true wakes the writer if it is idle. An event loop that appends many records per turn passes
+  // false and calls wake() once at the end of the turn, so they reach the writer as one batch (one write,
+  // one fdatasync) instead of the first of them waking it alone. Until wake(), the records wait (the
+  // writer still takes them with the next batch, sync or checkpoint).
+  bool append(const Record& record, std::function<void(const Appended&)> done, bool wake = true);
+  // Wakes the writer if records are queued.
+  void wake();
 
   // False from a failed write or sync until a later write succeeds (the writer probes by itself).
   bool healthy() const;

@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
@@ -246,6 +248,47 @@ TEST_F(AuditLog, GroupCommitWithWaitingAppenders) {
   std::printf("[ group commit, waiting appenders ] %llu records in %llu batches, %llu fsyncs: %.3f fsyncs per record\n",
               static_cast<unsigned long long>(s.records), static_cast<unsigned long long>(s.batches),
               static_cast<unsigned long long>(s.fsyncs), static_cast<double>(s.fsyncs) / s.records);
+  EXPECT_TRUE(verify_now().ok);
+}
+
+// An event loop appends with wake=false and calls wake() once per turn: the records wait for it, then go
+// to disk as one batch with one fdatasync.
+TEST_F(AuditLog, DeferredAppendsWaitForWakeAndShareOneBatch) {
+  auto log = open_log();
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(append_wait(*log, exchange_record(0)).ok);  // the writer is idle after this
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const auto before = log->stats();
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::uint64_t> indices;
+  constexpr int n = 20;
+  for (int i = 1; i <= n; ++i) {
+    ASSERT_TRUE(log->append(exchange_record(static_cast<std::uint64_t>(i)),
+                            [&](const Appended& a) {
+                              std::lock_guard lk(mu);
+                              if (a.ok) indices.push_back(a.index);
+                              cv.notify_all();
+                            },
+                            /*wake=*/false));
+  }
+  {
+    std::unique_lock lk(mu);
+    EXPECT_FALSE(cv.wait_for(lk, std::chrono::milliseconds(200), [&] { return !indices.empty(); }))
+        << "a record appended with wake=false was written before wake()";
+  }
+  EXPECT_EQ(log->stats().queue_depth, static_cast<std::uint64_t>(n));
+  log->wake();
+  {
+    std::unique_lock lk(mu);
+    ASSERT_TRUE(cv.wait_for(lk, std::chrono::seconds(10), [&] { return indices.size() == n; }));
+  }
+  const auto after = log->stats();
+  EXPECT_EQ(after.batches - before.batches, 1u);
+  EXPECT_EQ(after.fsyncs - before.fsyncs, 1u);
+  for (int i = 0; i < n; ++i) EXPECT_EQ(indices[static_cast<std::size_t>(i)], before.records + static_cast<std::uint64_t>(i));
+  log->wake();  // nothing queued: harmless
+  log->close();
   EXPECT_TRUE(verify_now().ok);
 }
 
