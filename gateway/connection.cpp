@@ -1033,7 +1033,19 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
   const HeadLimits rlimits{cfg_.limits.max_response_header_bytes, cfg_.limits.max_response_header_bytes,
                            cfg_.limits.max_headers * 2};
   HeadScan rs;
-  up_tcp.expires_after(ucfg.response_timeout);
+  // response_timeout bounds the head and then each body read; response_total_timeout (if set) bounds all
+  // of it, so an upstream dripping just fast enough cannot hold the exchange open forever.
+  const Clock::time_point response_end = ucfg.response_total_timeout.count() > 0
+                                             ? Clock::now() + ucfg.response_total_timeout
+                                             : Clock::time_point::max();
+  const auto response_deadline = [&] { return std::min(response_end, Clock::now() + ucfg.response_timeout); };
+  const auto log_if_total = [&] {
+    if (Clock::now() >= response_end) {
+      spdlog::warn("request {}: upstream {} exceeded response_total_timeout ({} ms)", rec_.request_id, ucfg.name,
+                   ucfg.response_total_timeout.count());
+    }
+  };
+  up_tcp.expires_at(response_deadline());
   for (;;) {
     if (conn.buffer.size() > 0) {
       rs = scan_response_head(buffer_view(conn.buffer), rlimits);
@@ -1059,6 +1071,7 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
     if (ec) {
       const bool nothing = conn.buffer.size() == 0;
       if (ec == beast::error::timeout) {
+        log_if_total();
         co_return UpstreamOutcome{Reason::upstream_timeout, false, false, true};
       }
       // EOF/reset before any response byte on a reused connection is the keep-alive race: retryable.
@@ -1145,8 +1158,9 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
   for (;;) {
     rp.get().body().data = relay_.get();
     rp.get().body().size = kRelaySize;
-    up_tcp.expires_after(ucfg.response_timeout);
+    up_tcp.expires_at(response_deadline());
     auto [ec, n] = co_await http::async_read_some(us, conn.buffer, rp, use_nothrow);
+    if (ec == beast::error::timeout) log_if_total();
     if (ec == http::error::need_buffer) {
       ec = {};
     }

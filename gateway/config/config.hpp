@@ -107,6 +107,7 @@ struct UpstreamConfig {
   UpstreamTlsConfig tls;
   Duration connect_timeout = std::chrono::seconds(3);    // 1ms..60s
   Duration response_timeout = std::chrono::seconds(30);  // 1ms..1h: until the response head, and per read after
+  Duration response_total_timeout{0};  // 0 = off, else 1ms..24h: the whole response, head and body
   std::uint32_t max_connections = 1024;   // 1..100000 per target per worker (in use + idle)
   std::uint32_t max_idle = 64;            // 0..10000 idle keep-alive connections per target per worker
   Duration idle_timeout = std::chrono::seconds(60);      // 1s..1h, idle pooled connection lifetime

@@ -911,6 +911,7 @@ class Loader {
          }},
         {"connect_timeout", false, set_duration(u.connect_timeout, 1ms, 60s)},
         {"response_timeout", false, set_duration(u.response_timeout, 1ms, 1h)},
+        {"response_total_timeout", false, set_duration(u.response_total_timeout, 0ms, 24h)},
         {"max_connections", false, set_int(u.max_connections, 1, 100'000)},
         {"max_idle", false, set_int(u.max_idle, 0, 10'000)},
         {"idle_timeout", false, set_duration(u.idle_timeout, 1s, 1h)},

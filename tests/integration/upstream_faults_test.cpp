@@ -1,5 +1,6 @@
 // Upstream faults the existing upstream/timeout/streaming tests do not cover (issue #7): a reset in the middle
-// of the response head, a head or body dripped one byte a second, a body shorter than its Content-Length, and
+// of the response head, a head or body dripped one byte a second (or just inside the per-read deadline, until
+// response_total_timeout), a body shorter than its Content-Length, and
 // keep-alive connections closed under the gateway while it reuses them under concurrent load. In every case
 // the client gets a clean 502/504 problem+json, or a response whose truncation it can see (no final chunk,
 // fewer bytes than Content-Length, connection closed), and the next ordinary request succeeds.
@@ -128,6 +129,55 @@ TEST_F(UpstreamFaultsTest, BodyDrippedOneByteASecondIsCutAtTheReadDeadline) {
   expect_recovered();
   EXPECT_THAT(gw.admin_get("/metrics").body,
               HasSubstr("gerbang_upstream_errors_total{upstream=\"backend\",kind=\"timeout\"} 1"));
+}
+
+// A body dripped just fast enough for the per-read response_timeout is cut by response_total_timeout.
+TEST_F(UpstreamFaultsTest, BodyDrippedInsideTheReadDeadlineIsCutAtTheTotalDeadline) {
+  fault_on_first_connection([](UpstreamConnection& conn) {
+    if (!conn.read_request()) return;
+    conn.write_raw("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + std::string(10, 'a'));
+    for (int i = 0; i < 90 && !conn.stopping(); ++i) {
+      conn.sleep(200ms);
+      if (!conn.write_raw("b", 2s)) return;
+    }
+  });
+  start_gateway(GatewayOptions{.upstream = "    response_timeout: 1s\n    response_total_timeout: 1500ms\n    retries: 0\n"});
+  auto c = client();
+  ASSERT_TRUE(c.connect());
+  const auto t0 = Clock::now();
+  auto r = c.request("GET", "/drip-body", {}, {}, 10s);
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_FALSE(r.complete) << "a cut body must not look complete";
+  EXPECT_LT(r.body.size(), 100u);
+  EXPECT_TRUE(c.wait_for_close(3s));
+  const auto took = Clock::now() - t0;
+  EXPECT_GE(took, 1300ms);
+  EXPECT_LT(took, 5s) << "without the total deadline the drip would last 18 s";
+  EXPECT_TRUE(gw.wait_for_output("exceeded response_total_timeout (1500 ms)", 2s));
+  expect_recovered();
+  EXPECT_THAT(gw.admin_get("/metrics").body,
+              HasSubstr("gerbang_upstream_errors_total{upstream=\"backend\",kind=\"timeout\"} 1"));
+}
+
+// The total deadline also bounds the head when it is shorter than response_timeout: 504.
+TEST_F(UpstreamFaultsTest, HeadDrippedPastTheTotalDeadlineGives504) {
+  fault_on_first_connection([](UpstreamConnection& conn) {
+    if (!conn.read_request()) return;
+    for (char ch : std::string("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Drip: aaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\nok")) {
+      if (conn.stopping() || !conn.write_raw(std::string(1, ch), 2s)) return;
+      conn.sleep(100ms);
+    }
+  });
+  start_gateway(GatewayOptions{.upstream = "    response_timeout: 30s\n    response_total_timeout: 1s\n    retries: 0\n"});
+  auto c = client();
+  ASSERT_TRUE(c.connect());
+  const auto t0 = Clock::now();
+  auto r = c.request("GET", "/drip-head", {}, {}, 10s);
+  const auto took = Clock::now() - t0;
+  expect_problem(r, 504, "upstream.timeout");
+  EXPECT_GE(took, 900ms);
+  EXPECT_LT(took, 4s);
+  expect_recovered();
 }
 
 TEST_F(UpstreamFaultsTest, ChunkedBodyDrippedOneByteASecondGetsNoFinalChunk) {

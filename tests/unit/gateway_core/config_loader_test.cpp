@@ -180,6 +180,7 @@ upstreams:
   EXPECT_TRUE(u.tls.verify);
   EXPECT_EQ(u.connect_timeout, 3s);
   EXPECT_EQ(u.response_timeout, 30s);
+  EXPECT_EQ(u.response_total_timeout, 0s) << "off by default";
   EXPECT_EQ(u.max_connections, 1024u);
   EXPECT_EQ(u.max_idle, 64u);
   EXPECT_EQ(u.idle_timeout, 60s);
@@ -226,6 +227,7 @@ upstreams:
     tls: { ca: ca.pem, server_name: backend.local, verify: true, cert: client.pem, key: client.key }
     connect_timeout: 250ms
     response_timeout: 45s
+    response_total_timeout: 2m
     max_connections: 10
     max_idle: 5
     idle_timeout: 30s
@@ -294,6 +296,7 @@ upstreams:
   EXPECT_EQ(u.tls.key_file, pki("client.key"));
   EXPECT_EQ(u.connect_timeout, 250ms);
   EXPECT_EQ(u.response_timeout, 45s);
+  EXPECT_EQ(u.response_total_timeout, 120s);
   EXPECT_EQ(u.max_connections, 10u);
   EXPECT_EQ(u.max_idle, 5u);
   EXPECT_EQ(u.idle_timeout, 30s);
