@@ -35,6 +35,19 @@ class UpstreamFaultsTest : public GatewayTest {
     });
   }
 
+  // The first upstream connection sends a head with Content-Length: 100 and 10 bytes, then one byte per
+  // `every` (while the gateway keeps reading).
+  void drip_body_on_first_connection(std::chrono::milliseconds every) {
+    fault_on_first_connection([every](UpstreamConnection& conn) {
+      if (!conn.read_request()) return;
+      conn.write_raw("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + std::string(10, 'a'));
+      for (int i = 0; i < 90 && !conn.stopping(); ++i) {
+        conn.sleep(every);
+        if (!conn.write_raw("b", 2s)) return;
+      }
+    });
+  }
+
   // A following ordinary request, on a new client connection, is answered by the upstream.
   void expect_recovered() {
     auto c = client();
@@ -108,14 +121,7 @@ TEST_F(UpstreamFaultsTest, HeadDrippedOneByteASecondGives504AtTheResponseDeadlin
 
 TEST_F(UpstreamFaultsTest, BodyDrippedOneByteASecondIsCutAtTheReadDeadline) {
   // response_timeout is per read once the head is in: a second between bytes is past it.
-  fault_on_first_connection([](UpstreamConnection& conn) {
-    if (!conn.read_request()) return;
-    conn.write_raw("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + std::string(10, 'a'));
-    for (int i = 0; i < 90 && !conn.stopping(); ++i) {
-      conn.sleep(1s);
-      if (!conn.write_raw("b", 2s)) return;
-    }
-  });
+  drip_body_on_first_connection(1s);
   start_gateway(GatewayOptions{.upstream = "    response_timeout: 600ms\n    retries: 0\n"});
   auto c = client();
   ASSERT_TRUE(c.connect());
@@ -133,14 +139,7 @@ TEST_F(UpstreamFaultsTest, BodyDrippedOneByteASecondIsCutAtTheReadDeadline) {
 
 // A body dripped just fast enough for the per-read response_timeout is cut by response_total_timeout.
 TEST_F(UpstreamFaultsTest, BodyDrippedInsideTheReadDeadlineIsCutAtTheTotalDeadline) {
-  fault_on_first_connection([](UpstreamConnection& conn) {
-    if (!conn.read_request()) return;
-    conn.write_raw("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + std::string(10, 'a'));
-    for (int i = 0; i < 90 && !conn.stopping(); ++i) {
-      conn.sleep(200ms);
-      if (!conn.write_raw("b", 2s)) return;
-    }
-  });
+  drip_body_on_first_connection(200ms);
   start_gateway(GatewayOptions{.upstream = "    response_timeout: 1s\n    response_total_timeout: 1500ms\n    retries: 0\n"});
   auto c = client();
   ASSERT_TRUE(c.connect());
