@@ -141,17 +141,19 @@ std::optional<net::ip::address> client_from_xff(std::string_view xff, const Gene
 // runs when the turn ends; with nothing else to do that is at once.
 thread_local bool audit_wake_pending = false;
 
+// As Log::append: false if the log refused the record.
 template <class Executor>
-void audit_append_soon(audit::Log& log, const audit::Record& record,
-                       std::function<void(const audit::Appended&)> done, const Executor& ex, bool& accepted) {
-  accepted = log.append(record, std::move(done), /*wake=*/false);
-  if (accepted && !audit_wake_pending) {
+bool audit_append_soon(audit::Log& log, const audit::Record& record,
+                       std::function<void(const audit::Appended&)> done, const Executor& ex) {
+  if (!log.append(record, std::move(done), /*wake=*/false)) return false;
+  if (!audit_wake_pending) {
     audit_wake_pending = true;
     net::post(ex, [&log] {
       audit_wake_pending = false;
       log.wake();
     });
   }
+  return true;
 }
 
 // Appends a record and resumes the coroutine, on its own executor, once the writer thread says it is
@@ -164,9 +166,7 @@ net::awaitable<audit::Appended> append_and_wait(audit::Log& log, const audit::Re
         auto resume = [shared, ex](const audit::Appended& a) {
           net::post(ex, [shared, a]() mutable { std::move(*shared)(a); });
         };
-        bool accepted = false;
-        audit_append_soon(log, record, resume, ex, accepted);
-        if (!accepted) {
+        if (!audit_append_soon(log, record, resume, ex)) {
           net::post(ex, [shared]() mutable { std::move(*shared)(audit::Appended{}); });
         }
       },
@@ -567,9 +567,7 @@ void ClientConnection::audit_close() {
   }
   // Not awaited: the client's answer does not wait for the closing record. A refused append is counted
   // and logged; the opening record (durable) already proves the exchange happened.
-  bool accepted = false;
-  audit_append_soon(*audit_, r, {}, w_.io().get_executor(), accepted);
-  if (!accepted) {
+  if (!audit_append_soon(*audit_, r, {}, w_.io().get_executor())) {
     stats().audit_failed.inc();
     spdlog::error("audit: closing record for {} refused (queue full or log closed)", rec_.request_id);
   }

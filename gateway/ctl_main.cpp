@@ -34,7 +34,7 @@
 namespace {
 
 // TODO(gerbang): take this from CMake's project(VERSION) once the build passes it in.
-constexpr const char* gerbang_version = "0.1.0";
+constexpr const char* gerbang_version = GERBANG_VERSION;  // CMake: project(VERSION)
 
 constexpr int exit_ok = 0;
 constexpr int exit_failure = 1;

@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (version) {
-    std::printf("gerbang 0.1.0 (allocator: %s)\n", allocator_name().c_str());
+    std::printf("gerbang %s (allocator: %s)\n", GERBANG_VERSION, allocator_name().c_str());
     return 0;
   }
   if (sodium_init() < 0) {
@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::set_level(to_spdlog(gen->config->log.level));
-  spdlog::info("gerbang 0.1.0, allocator: {}", allocator_name());
+  spdlog::info("gerbang {}, allocator: {}", GERBANG_VERSION, allocator_name());
   std::signal(SIGPIPE, SIG_IGN);
   return gerbang::gateway::run_server(gen, gerbang::gateway::ServerOptions{ready_file, config_path});
 }

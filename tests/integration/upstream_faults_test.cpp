@@ -48,6 +48,17 @@ class UpstreamFaultsTest : public GatewayTest {
     });
   }
 
+  // The first upstream connection sends a complete response head one byte per `every`.
+  void drip_head_on_first_connection(std::chrono::milliseconds every) {
+    fault_on_first_connection([every](UpstreamConnection& conn) {
+      if (!conn.read_request()) return;
+      for (char ch : std::string("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Drip: aaaaaaaaaaaa\r\n\r\nok")) {
+        if (conn.stopping() || !conn.write_raw(std::string(1, ch), 2s)) return;
+        conn.sleep(every);
+      }
+    });
+  }
+
   // A following ordinary request, on a new client connection, is answered by the upstream.
   void expect_recovered() {
     auto c = client();
@@ -100,13 +111,7 @@ TEST_F(UpstreamFaultsTest, CloseInTheMiddleOfTheResponseHeadGives502) {
 
 TEST_F(UpstreamFaultsTest, HeadDrippedOneByteASecondGives504AtTheResponseDeadline) {
   // Every byte arrives well inside response_timeout; the deadline for the head is total, not per read.
-  fault_on_first_connection([](UpstreamConnection& conn) {
-    if (!conn.read_request()) return;
-    for (char ch : std::string("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Drip: aaaaaaaaaaaa\r\n\r\nok")) {
-      if (conn.stopping() || !conn.write_raw(std::string(1, ch), 2s)) return;
-      conn.sleep(1s);
-    }
-  });
+  drip_head_on_first_connection(1s);
   start_gateway(GatewayOptions{.upstream = "    response_timeout: 2500ms\n    retries: 0\n"});
   auto c = client();
   ASSERT_TRUE(c.connect());
@@ -160,13 +165,8 @@ TEST_F(UpstreamFaultsTest, BodyDrippedInsideTheReadDeadlineIsCutAtTheTotalDeadli
 
 // The total deadline also bounds the head when it is shorter than response_timeout: 504.
 TEST_F(UpstreamFaultsTest, HeadDrippedPastTheTotalDeadlineGives504) {
-  fault_on_first_connection([](UpstreamConnection& conn) {
-    if (!conn.read_request()) return;
-    for (char ch : std::string("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Drip: aaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\nok")) {
-      if (conn.stopping() || !conn.write_raw(std::string(1, ch), 2s)) return;
-      conn.sleep(100ms);
-    }
-  });
+  // The head takes ~6 s at 100 ms a byte: past the 1 s total deadline, well inside response_timeout.
+  drip_head_on_first_connection(100ms);
   start_gateway(GatewayOptions{.upstream = "    response_timeout: 30s\n    response_total_timeout: 1s\n    retries: 0\n"});
   auto c = client();
   ASSERT_TRUE(c.connect());
