@@ -21,11 +21,13 @@
 
 #include <array>
 #include <optional>
+#include <tuple>
 
 #include "gateway/access_log.hpp"
 #include "gateway/headers.hpp"
 #include "gateway/http_codec.hpp"
 #include "gateway/problem.hpp"
+#include "gateway/server_tls_stream.hpp"
 #include "gateway/worker.hpp"
 #include "audit/log.hpp"
 #include "audit/record.hpp"
@@ -44,7 +46,9 @@ using policies::Reason;
 namespace {
 
 constexpr std::size_t kRelaySize = Worker::kRelaySize;
-constexpr std::size_t kHeadReadChunk = 4096;
+// Client reads: a request head and a small body (a 4 KiB JSON POST) arrive in one read and go upstream in one
+// piece. The buffer is released while the connection is idle.
+constexpr std::size_t kHeadReadChunk = kRelaySize;
 constexpr auto kTlsShutdownTimeout = std::chrono::seconds(1);
 
 Reason reason_for(HeadError e) {
@@ -215,7 +219,7 @@ class ClientConnection {
         cfg_(*gen_->config),
         li_(listener),
         listener_(cfg_.listeners[listener]),
-        stream_(TcpStream(std::move(socket)), gen_->listener_tls[listener]->context()),
+        stream_(std::move(socket), gen_->listener_tls[listener]->context().native_handle()),
         buf_(cfg_.limits.max_header_bytes + kRelaySize),
         audit_(worker.shared().audit) {}
 
@@ -232,9 +236,9 @@ class ClientConnection {
                                            bool& client_keep_alive, bool& upstream_reusable);
   net::awaitable<bool> write_client(std::string_view bytes);
   void finish_request();
+  void release_request_memory();
   Clock::time_point body_deadline() const;
 
-  TcpStream& tcp() { return stream_.next_layer(); }
   WorkerStats& stats() { return *wg_->stats; }
   std::string_view credential_field(const config::RouteConfig& route) const {
     return uses_api_keys(route) ? std::string_view(cfg_.auth.api_key_header) : std::string_view{};
@@ -246,7 +250,7 @@ class ClientConnection {
   const config::Config& cfg_;
   std::size_t li_;
   const config::ListenerConfig& listener_;
-  TlsStream stream_;
+  ServerTlsStream stream_;
   beast::flat_buffer buf_;
   std::list<Worker::ConnEntry>::iterator reg_;
   TlsInfo tls_;
@@ -291,39 +295,44 @@ class ClientConnection {
   net::awaitable<bool> audit_open(bool& client_keep_alive, bool body_pending);
   void audit_close();
   audit::Log* audit_ = nullptr;
-  crypto::Sha256 request_hash_;
-  crypto::Sha256 response_hash_;
+  // Digests of the bodies, started by their first byte (idle connections and bodiless exchanges hold none).
+  std::optional<crypto::Sha256> request_hash_;
+  std::optional<crypto::Sha256> response_hash_;
+  static void hash(std::optional<crypto::Sha256>& h, const char* data, std::size_t n) {
+    if (!h) {
+      h.emplace();
+    }
+    h->update(std::string_view(data, n));
+  }
   std::optional<std::uint64_t> opened_index_;
   std::string response_extra_;  // RateLimit headers + X-Gerbang-Receipt for the proxied response
 };
 
 net::awaitable<bool> ClientConnection::handshake() {
   auto& ls = stats().listeners[li_];
-  // TLS detection without losing bytes: the first read lands in buf_, and the buffered handshake uses it.
-  tcp().expires_after(cfg_.timeouts.handshake);
-  auto [ec, n] = co_await tcp().async_read_some(buf_.prepare(kHeadReadChunk), use_nothrow);
-  if (ec) {
+  // TLS detection: the first byte is peeked, not read, and the handshake reads it again.
+  stream_.expires_after(cfg_.timeouts.handshake);
+  auto [ec, n] = co_await stream_.async_wait_readable(use_nothrow);
+  if (ec || n == 0) {
     if (ec == beast::error::timeout) {
       ls.tls_failures[static_cast<std::size_t>(TlsFailure::handshake_timeout)].inc();
     }
     co_return false;
   }
-  buf_.commit(n);
-  if (static_cast<unsigned char>(*static_cast<const char*>(buf_.data().data())) != 0x16) {
+  if (stream_.first_byte() != 0x16) {
     // Plain HTTP (or garbage) on a TLS port: no TLS alert or HTTP reply can be understood; count and close.
     ls.tls_failures[static_cast<std::size_t>(TlsFailure::plaintext_on_tls_port)].inc();
     spdlog::debug("listener {}: plaintext from {} on a TLS port", listener_.name, peer_ip_);
     co_return false;
   }
-  tcp().expires_after(cfg_.timeouts.handshake);
-  auto [hec, used] = co_await stream_.async_handshake(ssl::stream_base::server, buf_.data(), use_nothrow);
+  stream_.expires_after(cfg_.timeouts.handshake);
+  auto [hec] = co_await stream_.async_handshake(use_nothrow);
   if (hec) {
     auto kind = hec == beast::error::timeout ? TlsFailure::handshake_timeout : TlsFailure::handshake_error;
     ls.tls_failures[static_cast<std::size_t>(kind)].inc();
     spdlog::debug("listener {}: TLS handshake with {} failed: {}", listener_.name, peer_ip_, hec.message());
     co_return false;
   }
-  buf_.consume(used);
   ls.tls_handshakes.inc();
   tls_ = describe_tls(stream_.native_handle());
   if (tls_.peer) {
@@ -342,21 +351,21 @@ net::awaitable<bool> ClientConnection::handshake() {
 
 net::awaitable<void> ClientConnection::run() {
   boost::system::error_code ec;
-  auto remote = tcp().socket().remote_endpoint(ec);
+  auto remote = stream_.socket().remote_endpoint(ec);
   if (ec) {
     co_return;
   }
   peer_ip_ = remote.address().to_string();
   peer_ip_addr_ = remote.address();
   peer_port_ = remote.port();
-  if (auto local = tcp().socket().local_endpoint(ec); !ec) {
+  if (auto local = stream_.socket().local_endpoint(ec); !ec) {
     local_ip_ = local.address().to_string();
     local_port_ = local.port();
   }
   peer_addr_ = to_ip(remote.address());
   peer_trusted_ = gen_->trusted_proxy(remote.address());
-  tcp().socket().set_option(tcp::no_delay(true), ec);
-  reg_ = w_.register_connection(&tcp());
+  stream_.socket().set_option(tcp::no_delay(true), ec);
+  reg_ = w_.register_connection(&stream_.socket());
   struct Unregister {
     Worker& w;
     std::list<Worker::ConnEntry>::iterator it;
@@ -369,6 +378,24 @@ net::awaitable<void> ClientConnection::run() {
   bool first = true;
   while (co_await serve_one(first)) {
     first = false;
+    if (buf_.size() == 0 && !w_.draining()) {
+      // An idle keep-alive connection holds no read buffer and no request's coroutine frame while it waits
+      // (10,000 idle connections must stay cheap; NGINX frees its header buffer the same way): the next
+      // request's bytes are waited for here, then serve_one reads them.
+      reg_->idle = true;  // a drain cancels this wait
+      release_request_memory();
+      stream_.expires_after(cfg_.timeouts.keepalive_idle);
+      auto [ec, n] = co_await stream_.async_wait_readable(use_nothrow);
+      if (ec || n == 0) {
+        // The client closed, the idle deadline passed, or a drain cancelled the wait: close quietly (as an
+        // idle read that fails does in serve_one).
+        if (ec == net::error::operation_aborted || ec == beast::error::timeout) {
+          boost::system::error_code ignored;
+          stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        }
+        co_return;
+      }
+    }
   }
 }
 
@@ -384,18 +411,38 @@ Clock::time_point ClientConnection::body_deadline() const {
 }
 
 net::awaitable<bool> ClientConnection::write_client(std::string_view bytes) {
-  tcp().expires_after(cfg_.timeouts.send);
+  stream_.expires_after(cfg_.timeouts.send);
   auto [ec, n] = co_await net::async_write(stream_, net::buffer(bytes.data(), bytes.size()), use_nothrow);
   rec_.bytes_out += n;
   co_return !ec;
 }
 
+void ClientConnection::release_request_memory() {
+  buf_.shrink_to_fit();
+  if (relay_) {
+    w_.give_relay_buffer(std::move(relay_));
+  }
+  parser_.reset();  // the last request's header fields
+  request_hash_.reset();
+  response_hash_.reset();
+  std::string().swap(out_);
+  std::string().swap(upstream_head_);
+  std::string().swap(waf_body_);
+  std::string().swap(response_extra_);
+  std::vector<policies::HeaderField>().swap(header_views_);
+  pctx_ = policies::RequestContext{};
+  rec_ = AccessRecord{};
+  std::string().swap(method_);
+  std::string().swap(target_);
+  std::string().swap(host_);
+}
+
 net::awaitable<void> ClientConnection::shutdown_tls() {
-  tcp().expires_after(kTlsShutdownTimeout);
+  stream_.expires_after(kTlsShutdownTimeout);
   co_await stream_.async_shutdown(use_nothrow);
   boost::system::error_code ignored;
-  tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
-  tcp().close();
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stream_.close();
 }
 
 net::awaitable<void> ClientConnection::reply_local(Reason reason, bool close, std::string_view extra_headers) {
@@ -452,7 +499,7 @@ net::awaitable<bool> ClientConnection::waf_inspect_body(bool& client_keep_alive)
   while (policies::waf::needs_body(pctx_) && !p.is_done()) {
     p.get().body().data = relay_.get();
     p.get().body().size = kRelaySize;
-    tcp().expires_at(body_deadline());
+    stream_.expires_at(body_deadline());
     auto [ec, n] = co_await http::async_read_some(stream_, buf_, p, use_nothrow);
     if (ec == http::error::need_buffer) {
       ec = {};
@@ -464,7 +511,7 @@ net::awaitable<bool> ClientConnection::waf_inspect_body(bool& client_keep_alive)
       body_consumed_ = true;
       waf_body_.append(relay_.get(), got);
       if (audit_ != nullptr) {
-        request_hash_.update(std::string_view(relay_.get(), got));
+        hash(request_hash_, relay_.get(), got);
       }
     }
     if (ec) {
@@ -519,8 +566,6 @@ net::awaitable<bool> ClientConnection::audit_open(bool& client_keep_alive, bool 
   auto r = base_record(audit::RecordKind::exchange_open);
   r.upstream = std::string(cfg_.upstreams[gen_->route_upstream[rec_.route]].name);
   r.decision = "forward";
-  request_hash_ = crypto::Sha256();
-  response_hash_ = crypto::Sha256();
   const audit::Appended a = co_await append_and_wait(*audit_, r);
   if (a.ok) {
     opened_index_ = a.index;
@@ -552,8 +597,8 @@ void ClientConnection::audit_close() {
   if (opened_index_) {
     r.opens = *opened_index_;
     r.decision = rec_.reason == Reason::none ? "forward" : "error";
-    const auto req = request_hash_.finish();
-    const auto resp = response_hash_.finish();
+    const auto req = request_hash_ ? request_hash_->finish() : crypto::sha256(std::string_view());
+    const auto resp = response_hash_ ? response_hash_->finish() : crypto::sha256(std::string_view());
     if (rec_.bytes_in > 0) {
       r.request_body_sha256 = crypto::hex_encode(req);
     }
@@ -583,9 +628,6 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
     co_await shutdown_tls();
     co_return false;
   }
-  if (buf_.size() == 0 && buf_.capacity() > 2 * kHeadReadChunk) {
-    buf_.shrink_to_fit();  // idle connections keep no large buffers (10k idle connections must stay cheap)
-  }
   std::optional<Clock::time_point> head_started;
   if (first || buf_.size() > 0) {
     head_started = Clock::now();
@@ -603,9 +645,9 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
       }
     }
     if (head_started) {
-      tcp().expires_at(*head_started + cfg_.timeouts.request_head);
+      stream_.expires_at(*head_started + cfg_.timeouts.request_head);
     } else {
-      tcp().expires_after(cfg_.timeouts.keepalive_idle);
+      stream_.expires_after(cfg_.timeouts.keepalive_idle);
     }
     const std::size_t room = buf_.max_size() - buf_.size();
     auto [ec, n] = co_await stream_.async_read_some(buf_.prepare(std::min(room, kHeadReadChunk)), use_nothrow);
@@ -628,7 +670,7 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
         co_return false;
       }
       boost::system::error_code ignored;
-      tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
+      stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
       co_return false;
     }
     buf_.commit(n);
@@ -638,6 +680,8 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
   reg_->idle = false;
   start_ = Clock::now();
   rec_ = AccessRecord{};
+  request_hash_.reset();
+  response_hash_.reset();
   rec_.listener = listener_.name;
   rec_.client = peer_ip_;
   rec_.tls_version = tls_.version;
@@ -825,7 +869,7 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
     if (outcome.response_started) {
       // Mid-response failure: the client must not mistake a truncated body for a complete one, so the
       // connection ends without a TLS close_notify (and without a final chunk).
-      tcp().close();
+      stream_.close();
       co_return false;
     }
     co_await shutdown_tls();
@@ -952,7 +996,7 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
   auto& p = *parser_;
   const auto t0 = Clock::now();
   // Registered so a forced shutdown can close it; cleared on every exit from this exchange.
-  reg_->upstream = &up_tcp;
+  reg_->upstream = &up_tcp.socket();
   struct ClearUpstream {
     Worker::ConnEntry& entry;
     ~ClearUpstream() { entry.upstream = nullptr; }
@@ -982,7 +1026,7 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
     while (!p.is_done()) {
       p.get().body().data = relay_.get();
       p.get().body().size = kRelaySize;
-      tcp().expires_at(body_deadline());
+      stream_.expires_at(body_deadline());
       auto [rec, rn] = co_await http::async_read_some(stream_, buf_, p, use_nothrow);
       if (rec == http::error::need_buffer) {
         rec = {};
@@ -993,7 +1037,7 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
       if (got > 0) {
         body_consumed_ = true;
         if (audit_ != nullptr) {
-          request_hash_.update(std::string_view(relay_.get(), got));
+          hash(request_hash_, relay_.get(), got);
         }
       }
       if (rec) {
@@ -1062,10 +1106,13 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
         break;
       }
     }
-    if (conn.buffer.size() >= cfg_.limits.max_response_header_bytes + kHeadReadChunk) {
+    if (conn.buffer.size() >= cfg_.limits.max_response_header_bytes + kRelaySize) {
       co_return UpstreamOutcome{Reason::upstream_bad_response, false, false, true};
     }
-    auto [ec, n] = co_await us.async_read_some(conn.buffer.prepare(kHeadReadChunk), use_nothrow);
+    // Reads of up to a relay buffer: the head and (for most responses) the whole body arrive in one read and
+    // leave in one write, and the body reads that follow are as large (Beast sizes them by the buffer's
+    // capacity). With 4 KiB reads a 16 KiB response took five reads, five writes and five TLS records.
+    auto [ec, n] = co_await us.async_read_some(conn.buffer.prepare(kRelaySize), use_nothrow);
     if (ec) {
       const bool nothing = conn.buffer.size() == 0;
       if (ec == beast::error::timeout) {
@@ -1164,7 +1211,7 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
     }
     const std::size_t got = kRelaySize - rp.get().body().size;
     if (audit_ != nullptr && got > 0) {
-      response_hash_.update(std::string_view(relay_.get(), got));
+      hash(response_hash_, relay_.get(), got);
     }
     if (waf_response) {
       const bool last = rp.is_done() || (ec && upstream_close_delimited);
@@ -1205,7 +1252,7 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
         co_return UpstreamOutcome{Reason::upstream_reset, true, false, false, true, true};
       }
     } else if (got > 0) {
-      tcp().expires_after(cfg_.timeouts.send);
+      stream_.expires_after(cfg_.timeouts.send);
       auto wec = co_await write_body_piece(stream_, client_chunked, relay_.get(), got);
       if (wec) {
         co_return UpstreamOutcome{Reason::upstream_reset, true, false, false, true, true};
@@ -1301,7 +1348,7 @@ net::awaitable<bool> ClientConnection::run_policies(std::size_t route_index, boo
       rec_.status = policies::info(denial.reason).status;
       rec_.reason = denial.reason;
       stats().rejections[static_cast<std::size_t>(denial.reason)].inc();
-      tcp().close();
+      stream_.close();
       co_return false;
     }
     co_await reply_local(denial.reason, !client_keep_alive, denial.headers);

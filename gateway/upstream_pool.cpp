@@ -137,6 +137,7 @@ void UpstreamPool::release(std::unique_ptr<UpstreamConn> conn, bool reusable) {
   }
   conn->idle_since = now;
   conn->lowest().expires_never();
+  conn->buffer.shrink_to_fit();  // empty: an idle pooled connection holds no read buffer
   t.idle.push_back(std::move(conn));
   stats_.pool_idle.inc();
 }

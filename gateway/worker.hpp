@@ -99,11 +99,11 @@ class Worker {
 
   // ---- used by connection coroutines on this worker's thread ----
   struct ConnEntry {
-    TcpStream* stream = nullptr;
+    tcp::socket* stream = nullptr;
     bool idle = true;  // waiting for the next request (safe to close on drain)
-    TcpStream* upstream = nullptr;  // the upstream connection in use, if any (closed too by force_close)
+    tcp::socket* upstream = nullptr;  // the upstream connection in use, if any (closed too by force_close)
   };
-  std::list<ConnEntry>::iterator register_connection(TcpStream* stream);
+  std::list<ConnEntry>::iterator register_connection(tcp::socket* stream);
   void unregister_connection(std::list<ConnEntry>::iterator it);
   bool draining() const noexcept { return draining_; }
   // The current generation (worker thread only; connections keep the one they started with).
@@ -114,6 +114,7 @@ class Worker {
   // Relay buffers (16 KiB) are lent per request and returned, so idle connections hold none and the steady
   // state allocates nothing.
   static constexpr std::size_t kRelaySize = 16 * 1024;
+  static constexpr std::size_t kMaxFreeRelayBuffers = 64;
   std::unique_ptr<char[]> take_relay_buffer();
   void give_relay_buffer(std::unique_ptr<char[]> buffer);
 

@@ -440,7 +440,13 @@ TEST_F(AuditTest, RecordsCarryTheExchangeAndDenials) {
       "    match:\n"
       "      path_prefix: /keep\n"
       "    upstream: backend\n"
-      "    audit_query: keep\n";
+      "    audit_query: keep\n"
+      "  - name: inspected\n"
+      "    match:\n"
+      "      path_prefix: /inspected\n"
+      "    upstream: backend\n"
+      "    waf:\n"
+      "      mode: detect\n";
   start_gateway(o);
 
   struct Sent {
@@ -457,6 +463,15 @@ TEST_F(AuditTest, RecordsCarryTheExchangeAndDenials) {
     ASSERT_EQ(r.status, 200u) << r.body;
     sent.push_back({"POST", "/api/items?national_id=3171234567890001", "/api/items", r.header("X-Request-Id"),
                     sha256_hex(body), sha256_hex(r.body), r.status});
+
+    // The WAF holds the body for inspection before the upstream is contacted: the digest still covers all of it.
+    std::string json = "{\"nama\": \"Siti Rahayu\", \"kota\": \"Bandung\", \"catatan\": \"";
+    while (json.size() < 6000) json += "Permohonan izin usaha mikro di kelurahan Sukajadi. ";
+    json += "\"}";
+    auto w = c.request("POST", "/inspected/permits", {{"Content-Type", "application/json"}}, json);
+    ASSERT_EQ(w.status, 200u) << w.body;
+    sent.push_back({"POST", "/inspected/permits", "/inspected/permits", w.header("X-Request-Id"), sha256_hex(json),
+                    sha256_hex(w.body), w.status});
 
     auto g = c.request("GET", "/keep/x?q=2&z=3");
     ASSERT_EQ(g.status, 200u) << g.body;
@@ -549,7 +564,7 @@ TEST_F(AuditTest, RecordsCarryTheExchangeAndDenials) {
   EXPECT_EQ(field(bad[0], "decision"), "deny");
   EXPECT_EQ(field(bad[0], "status"), "400");
   EXPECT_EQ(field(bad[0], "reason"), "http.content_length_with_te");
-  EXPECT_EQ(upstream.requests().size(), 3u);
+  EXPECT_EQ(upstream.requests().size(), 4u);
 
   // Bookkeeping records: a start record announcing the key.
   bool start_seen = false;
