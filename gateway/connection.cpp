@@ -210,20 +210,77 @@ struct UpstreamOutcome {
   bool close_client = false;     // the client connection cannot continue
 };
 
+// What a client connection keeps for its whole life, including while it waits idle between requests
+// ("parked"): the socket and its TLS state, who the peer is, and its place in the worker's registry and
+// budgets. Everything else (buffers, parser, per-request strings, the coroutine frames) belongs to a
+// ClientConnection that exists only while a request is being read or served, so 10,000 idle connections
+// cost little more than OpenSSL's own per-connection state (as NGINX frees its request pool between requests).
+struct ConnCore {
+  ConnCore(Worker& worker, std::shared_ptr<WorkerGeneration> g, tcp::socket socket, std::size_t listener,
+           bool per_ip_slot, const net::ip::address& peer)
+      : w(worker),
+        wg(std::move(g)),
+        li(listener),
+        per_ip(per_ip_slot),
+        stream(std::move(socket), wg->gen->listener_tls[listener]->context().native_handle()),
+        peer_ip_addr(peer) {
+    reg = w.register_connection(&stream.socket());
+  }
+  ~ConnCore() {
+    w.unregister_connection(reg);
+    w.connection_closed(*wg, li, per_ip, peer_ip_addr);
+  }
+  ConnCore(const ConnCore&) = delete;
+  ConnCore& operator=(const ConnCore&) = delete;
+
+  Worker& w;
+  std::shared_ptr<WorkerGeneration> wg;  // the configuration this connection started with (kept on reload)
+  std::size_t li;
+  bool per_ip;
+  ServerTlsStream stream;
+  std::list<Worker::ConnEntry>::iterator reg;
+  TlsInfo tls;
+  std::string peer_ip;
+  bool peer_trusted = false;
+  policies::PeerCertificate peer_cert;
+  bool has_peer_cert = false;
+  policies::IpAddress peer_addr;
+  net::ip::address peer_ip_addr;
+  std::uint16_t peer_port = 0;
+  std::string local_ip;
+  std::uint16_t local_port = 0;
+};
+
+void spawn_connection(std::unique_ptr<ConnCore> core, bool fresh);
+
 class ClientConnection {
  public:
-  ClientConnection(Worker& worker, tcp::socket socket, std::size_t listener)
-      : w_(worker),
-        wg_(worker.current()),
+  explicit ClientConnection(std::unique_ptr<ConnCore> core)
+      : core_(std::move(core)),
+        w_(core_->w),
+        wg_(core_->wg),
         gen_(wg_->gen),
         cfg_(*gen_->config),
-        li_(listener),
-        listener_(cfg_.listeners[listener]),
-        stream_(std::move(socket), gen_->listener_tls[listener]->context().native_handle()),
+        li_(core_->li),
+        listener_(cfg_.listeners[li_]),
+        stream_(core_->stream),
         buf_(cfg_.limits.max_header_bytes + kRelaySize),
-        audit_(worker.shared().audit) {}
+        reg_(core_->reg),
+        tls_(core_->tls),
+        peer_ip_(core_->peer_ip),
+        peer_trusted_(core_->peer_trusted),
+        peer_cert_(core_->peer_cert),
+        has_peer_cert_(core_->has_peer_cert),
+        peer_addr_(core_->peer_addr),
+        peer_ip_addr_(core_->peer_ip_addr),
+        peer_port_(core_->peer_port),
+        local_ip_(core_->local_ip),
+        local_port_(core_->local_port),
+        audit_(w_.shared().audit) {}
 
-  net::awaitable<void> run();
+  // Serves requests on the connection (after the TLS handshake when `fresh`). Returns the connection's
+  // state when it is to wait idle for its next request (parked: see ConnCore), or null once it has ended.
+  net::awaitable<std::unique_ptr<ConnCore>> run(bool fresh);
 
  private:
   net::awaitable<bool> handshake();
@@ -236,7 +293,6 @@ class ClientConnection {
                                            bool& client_keep_alive, bool& upstream_reusable);
   net::awaitable<bool> write_client(std::string_view bytes);
   void finish_request();
-  void release_request_memory();
   Clock::time_point body_deadline() const;
 
   WorkerStats& stats() { return *wg_->stats; }
@@ -244,18 +300,20 @@ class ClientConnection {
     return uses_api_keys(route) ? std::string_view(cfg_.auth.api_key_header) : std::string_view{};
   }
 
+  std::unique_ptr<ConnCore> core_;
+  // Views of core_ under the names the request code uses.
   Worker& w_;
-  std::shared_ptr<WorkerGeneration> wg_;  // the configuration this connection started with (kept on reload)
-  std::shared_ptr<const Generation> gen_;
+  const std::shared_ptr<WorkerGeneration>& wg_;
+  const std::shared_ptr<const Generation>& gen_;
   const config::Config& cfg_;
   std::size_t li_;
   const config::ListenerConfig& listener_;
-  ServerTlsStream stream_;
+  ServerTlsStream& stream_;
   beast::flat_buffer buf_;
-  std::list<Worker::ConnEntry>::iterator reg_;
-  TlsInfo tls_;
-  std::string peer_ip_;
-  bool peer_trusted_ = false;
+  std::list<Worker::ConnEntry>::iterator& reg_;
+  TlsInfo& tls_;
+  std::string& peer_ip_;
+  bool& peer_trusted_;
   std::string out_;  // scratch for heads and local replies (capacity reused)
   std::unique_ptr<char[]> relay_;
 
@@ -279,13 +337,13 @@ class ClientConnection {
   // Policy stages.
   policies::RequestContext pctx_;
   std::vector<policies::HeaderField> header_views_;
-  policies::PeerCertificate peer_cert_;
-  bool has_peer_cert_ = false;
-  policies::IpAddress peer_addr_;
-  net::ip::address peer_ip_addr_;
-  std::uint16_t peer_port_ = 0;
-  std::string local_ip_;
-  std::uint16_t local_port_ = 0;
+  policies::PeerCertificate& peer_cert_;
+  bool& has_peer_cert_;
+  policies::IpAddress& peer_addr_;
+  net::ip::address& peer_ip_addr_;
+  std::uint16_t& peer_port_;
+  std::string& local_ip_;
+  std::uint16_t& local_port_;
   std::string waf_body_;  // request body held for WAF inspection before the upstream is contacted
   net::awaitable<bool> waf_inspect_body(bool& client_keep_alive);
   net::awaitable<bool> run_policies(std::size_t route_index, bool& client_keep_alive, bool body_pending);
@@ -349,54 +407,39 @@ net::awaitable<bool> ClientConnection::handshake() {
   co_return true;
 }
 
-net::awaitable<void> ClientConnection::run() {
-  boost::system::error_code ec;
-  auto remote = stream_.socket().remote_endpoint(ec);
-  if (ec) {
-    co_return;
+net::awaitable<std::unique_ptr<ConnCore>> ClientConnection::run(bool fresh) {
+  if (fresh) {
+    boost::system::error_code ec;
+    auto remote = stream_.socket().remote_endpoint(ec);
+    if (ec) {
+      co_return nullptr;
+    }
+    peer_ip_ = remote.address().to_string();
+    peer_port_ = remote.port();
+    if (auto local = stream_.socket().local_endpoint(ec); !ec) {
+      local_ip_ = local.address().to_string();
+      local_port_ = local.port();
+    }
+    peer_addr_ = to_ip(remote.address());
+    peer_trusted_ = gen_->trusted_proxy(remote.address());
+    stream_.socket().set_option(tcp::no_delay(true), ec);
+    if (!(co_await handshake())) {
+      co_return nullptr;
+    }
   }
-  peer_ip_ = remote.address().to_string();
-  peer_ip_addr_ = remote.address();
-  peer_port_ = remote.port();
-  if (auto local = stream_.socket().local_endpoint(ec); !ec) {
-    local_ip_ = local.address().to_string();
-    local_port_ = local.port();
-  }
-  peer_addr_ = to_ip(remote.address());
-  peer_trusted_ = gen_->trusted_proxy(remote.address());
-  stream_.socket().set_option(tcp::no_delay(true), ec);
-  reg_ = w_.register_connection(&stream_.socket());
-  struct Unregister {
-    Worker& w;
-    std::list<Worker::ConnEntry>::iterator it;
-    ~Unregister() { w.unregister_connection(it); }
-  } unregister{w_, reg_};
-
-  if (!(co_await handshake())) {
-    co_return;
-  }
-  bool first = true;
+  bool first = fresh;
   while (co_await serve_one(first)) {
     first = false;
     if (buf_.size() == 0 && !w_.draining()) {
-      // An idle keep-alive connection holds no read buffer and no request's coroutine frame while it waits
-      // (10,000 idle connections must stay cheap; NGINX frees its header buffer the same way): the next
-      // request's bytes are waited for here, then serve_one reads them.
-      reg_->idle = true;  // a drain cancels this wait
-      release_request_memory();
-      stream_.expires_after(cfg_.timeouts.keepalive_idle);
-      auto [ec, n] = co_await stream_.async_wait_readable(use_nothrow);
-      if (ec || n == 0) {
-        // The client closed, the idle deadline passed, or a drain cancelled the wait: close quietly (as an
-        // idle read that fails does in serve_one).
-        if (ec == net::error::operation_aborted || ec == beast::error::timeout) {
-          boost::system::error_code ignored;
-          stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-        }
-        co_return;
+      // Nothing of a next request is here yet: wait for it parked (see ConnCore), without this object, its
+      // buffers or its coroutine frames. Pipelined bytes already read are served first, by this object.
+      if (relay_) {
+        w_.give_relay_buffer(std::move(relay_));
       }
+      co_return std::move(core_);
     }
   }
+  co_return nullptr;
 }
 
 Clock::time_point ClientConnection::body_deadline() const {
@@ -415,26 +458,6 @@ net::awaitable<bool> ClientConnection::write_client(std::string_view bytes) {
   auto [ec, n] = co_await net::async_write(stream_, net::buffer(bytes.data(), bytes.size()), use_nothrow);
   rec_.bytes_out += n;
   co_return !ec;
-}
-
-void ClientConnection::release_request_memory() {
-  buf_.shrink_to_fit();
-  if (relay_) {
-    w_.give_relay_buffer(std::move(relay_));
-  }
-  parser_.reset();  // the last request's header fields
-  request_hash_.reset();
-  response_hash_.reset();
-  std::string().swap(out_);
-  std::string().swap(upstream_head_);
-  std::string().swap(waf_body_);
-  std::string().swap(response_extra_);
-  std::vector<policies::HeaderField>().swap(header_views_);
-  pctx_ = policies::RequestContext{};
-  rec_ = AccessRecord{};
-  std::string().swap(method_);
-  std::string().swap(target_);
-  std::string().swap(host_);
 }
 
 net::awaitable<void> ClientConnection::shutdown_tls() {
@@ -1361,9 +1384,61 @@ net::awaitable<bool> ClientConnection::run_policies(std::size_t route_index, boo
 
 }  // namespace
 
-net::awaitable<void> serve_connection(Worker& worker, tcp::socket socket, std::size_t listener) {
-  ClientConnection conn(worker, std::move(socket), listener);
-  co_await conn.run();
+namespace {
+
+// Waits, holding only the ConnCore, for the next request's first bytes; then serves it with a new
+// ClientConnection. The keep-alive idle deadline applies; a drain (Worker::begin_drain cancels idle
+// connections), a close or the deadline end the connection quietly.
+void park(std::unique_ptr<ConnCore> core) {
+  core->reg->idle = true;
+  ServerTlsStream& stream = core->stream;
+  stream.expires_after(core->wg->gen->config->timeouts.keepalive_idle);
+  stream.async_wait_readable([core = std::move(core)](boost::system::error_code ec, std::size_t n) mutable {
+    if (ec || n == 0) {
+      if (ec == net::error::operation_aborted || ec == beast::error::timeout) {
+        boost::system::error_code ignored;
+        core->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      }
+      return;  // core ends here: socket closed, registry and budgets released
+    }
+    spawn_connection(std::move(core), false);
+  });
+}
+
+net::awaitable<void> serve(std::unique_ptr<ConnCore> core, bool fresh) {
+  std::unique_ptr<ConnCore> parked;
+  {
+    ClientConnection conn(std::move(core));
+    parked = co_await conn.run(fresh);
+  }
+  if (parked) {
+    park(std::move(parked));
+  }
+}
+
+void spawn_connection(std::unique_ptr<ConnCore> core, bool fresh) {
+  net::io_context& ioc = core->w.io();
+  WorkerStats* stats = core->wg->stats.get();  // outlives the coroutine: the core holds the generation
+  net::co_spawn(ioc, serve(std::move(core), fresh),
+                [stats](std::exception_ptr e) { report_connection_exception(*stats, e); });
+}
+
+}  // namespace
+
+void start_connection(Worker& worker, std::shared_ptr<WorkerGeneration> wg, tcp::socket socket,
+                      std::size_t listener, bool per_ip, const net::ip::address& peer) {
+  std::unique_ptr<ConnCore> core;
+  try {
+    core = std::make_unique<ConnCore>(worker, wg, std::move(socket), listener, per_ip, peer);
+  } catch (const std::bad_alloc&) {
+    // No memory for the connection's TLS state: close it (the socket went with the failed core) and give back
+    // what accept took, so the accept loop goes on.
+    spdlog::error("listener {}: out of memory for a new connection; closed",
+                  wg->gen->config->listeners[listener].name);
+    worker.connection_closed(*wg, listener, per_ip, peer);
+    return;
+  }
+  spawn_connection(std::move(core), true);
 }
 
 }  // namespace gerbang::gateway

@@ -215,29 +215,38 @@ net::awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor, std::size_t li
     }
     ls.connections_accepted.inc();
     ls.connections_open.inc();
-    auto done = [this, wg, &counter, &ls, per_ip, addr = peer.address()](std::exception_ptr e) {
-      counter.fetch_sub(1, std::memory_order_relaxed);
-      if (per_ip) {
-        shared_.per_ip.release(addr);
-      }
-      ls.connections_open.dec();
-      if (e) {
-        wg->stats->bugs.inc();
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          spdlog::error("bug: connection coroutine threw: {}", ex.what());
-        } catch (...) {
-          spdlog::error("bug: connection coroutine threw a non-standard exception");
-        }
-      }
-    };
-    if (redirect) {
-      net::co_spawn(*ioc_, serve_redirect(*this, std::move(socket), listener), done);
-    } else {
-      net::co_spawn(*ioc_, serve_connection(*this, std::move(socket), listener), done);
+    if (!redirect) {
+      start_connection(*this, std::move(wg), std::move(socket), listener, per_ip, peer.address());
+      continue;
     }
+    auto done = [this, wg, listener, per_ip, addr = peer.address()](std::exception_ptr e) {
+      connection_closed(*wg, listener, per_ip, addr);
+      report_connection_exception(*wg->stats, e);
+    };
+    net::co_spawn(*ioc_, serve_redirect(*this, std::move(socket), listener), done);
   }
+}
+
+void report_connection_exception(WorkerStats& stats, std::exception_ptr e) {
+  if (!e) {
+    return;
+  }
+  stats.bugs.inc();
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("bug: connection coroutine threw: {}", ex.what());
+  } catch (...) {
+    spdlog::error("bug: connection coroutine threw a non-standard exception");
+  }
+}
+
+void Worker::connection_closed(WorkerGeneration& wg, std::size_t listener, bool per_ip, const net::ip::address& addr) {
+  shared_.listener_connections[listener]->fetch_sub(1, std::memory_order_relaxed);
+  if (per_ip) {
+    shared_.per_ip.release(addr);
+  }
+  wg.stats->listeners[listener].connections_open.dec();
 }
 
 std::list<Worker::ConnEntry>::iterator Worker::register_connection(tcp::socket* stream) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <exception>
 #include <array>
 #include <list>
 #include <unordered_map>
@@ -105,6 +106,9 @@ class Worker {
   };
   std::list<ConnEntry>::iterator register_connection(tcp::socket* stream);
   void unregister_connection(std::list<ConnEntry>::iterator it);
+  // A client connection accepted with accept_loop's budgets ended: gives back its listener slot, its
+  // per-address slot (when per_ip) and its open-connections gauge in the generation it was accepted under.
+  void connection_closed(WorkerGeneration& wg, std::size_t listener, bool per_ip, const net::ip::address& addr);
   bool draining() const noexcept { return draining_; }
   // The current generation (worker thread only; connections keep the one they started with).
   const std::shared_ptr<WorkerGeneration>& current() const noexcept { return current_; }
@@ -140,8 +144,13 @@ class Worker {
   std::thread thread_;
 };
 
+// A connection coroutine that ended with an exception is a bug: counted in `stats` and logged.
+void report_connection_exception(WorkerStats& stats, std::exception_ptr e);
+
 // Connection entry points (connection.cpp, redirect.cpp).
-net::awaitable<void> serve_connection(Worker& worker, tcp::socket socket, std::size_t listener);
+// Takes over an accepted TLS-listener socket; worker.connection_closed(...) is called when it ends.
+void start_connection(Worker& worker, std::shared_ptr<WorkerGeneration> wg, tcp::socket socket,
+                      std::size_t listener, bool per_ip, const net::ip::address& peer);
 net::awaitable<void> serve_redirect(Worker& worker, tcp::socket socket, std::size_t listener);
 
 }  // namespace gerbang::gateway

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "gateway_fixture.hpp"
+#include "harness/proc_status.hpp"
 
 namespace gerbang::testing {
 namespace {
@@ -62,12 +63,7 @@ Usage usage_of(pid_t pid) {
     }
     ::closedir(d);
   }
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      u.rss_kib = std::strtoull(line.c_str() + 6, nullptr, 10);
-    }
-  }
+  u.rss_kib = proc_status_kib(pid, "VmRSS");
   return u;
 }
 

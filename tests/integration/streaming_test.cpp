@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "gateway_fixture.hpp"
+#include "harness/proc_status.hpp"
 
 namespace gerbang::testing {
 namespace {
@@ -36,19 +37,7 @@ constexpr std::uint64_t kMaxGrowthKiB = 32 * 1024;
 #endif
 
 // Peak resident set size of a process, in KiB (0 if it cannot be read).
-std::uint64_t vm_hwm_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) {
-      std::istringstream words(line.substr(6));
-      std::uint64_t kib = 0;
-      words >> kib;
-      return kib;
-    }
-  }
-  return 0;
-}
+std::uint64_t vm_hwm_kib(pid_t pid) { return proc_status_kib(pid, "VmHWM"); }
 
 // The measurement is only meaningful on the gateway itself (not, say, a wrapper shell).
 ::testing::AssertionResult is_gateway_process(pid_t pid) {
