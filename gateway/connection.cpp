@@ -431,8 +431,23 @@ net::awaitable<std::unique_ptr<ConnCore>> ClientConnection::run(bool fresh) {
   while (co_await serve_one(first)) {
     first = false;
     if (buf_.size() == 0 && !w_.draining()) {
+      // A busy keep-alive client has usually sent its next request by the time the response is out: read it
+      // now, with one read and no wait. (Pipelined bytes already read are in buf_ and served first.)
+      boost::system::error_code ec;
+      std::size_t n = 0;
+      const auto got = stream_.try_read(buf_.prepare(kHeadReadChunk).data(), kHeadReadChunk, n, ec);
+      if (got == ServerTlsStream::TryRead::data) {
+        buf_.commit(n);
+        continue;
+      }
+      if (got == ServerTlsStream::TryRead::must_write) {
+        continue;  // serve_one's read waits for what OpenSSL needs
+      }
+      if (got == ServerTlsStream::TryRead::failed) {
+        co_return nullptr;  // the client closed (or the connection failed) between requests: close quietly
+      }
       // Nothing of a next request is here yet: wait for it parked (see ConnCore), without this object, its
-      // buffers or its coroutine frames. Pipelined bytes already read are served first, by this object.
+      // buffers or its coroutine frames.
       if (relay_) {
         w_.give_relay_buffer(std::move(relay_));
       }

@@ -148,6 +148,18 @@ void ServerTlsStream::close() {
   impl_->timer_pending = false;
 }
 
+ServerTlsStream::TryRead ServerTlsStream::try_read(void* data, std::size_t size, std::size_t& n, error_code& ec) {
+  switch (OpState(impl_.get(), Step::read, data, size, Gather{}).perform(n, ec, false)) {
+    case Want::read:
+      return TryRead::nothing_yet;
+    case Want::write:
+      return TryRead::must_write;
+    case Want::done:
+      break;
+  }
+  return ec ? TryRead::failed : TryRead::data;
+}
+
 tcp::socket& ServerTlsStream::OpState::socket_of(Impl* impl) noexcept { return impl->socket; }
 
 bool ServerTlsStream::OpState::begin_wait() {

@@ -99,6 +99,12 @@ class ServerTlsStream {
     return async_op(Step::read, first.data(), first.size(), Gather{}, std::forward<Token>(token));
   }
 
+  // Reads what is there without waiting. data: `n` bytes were read; nothing_yet: the socket has nothing;
+  // must_write: OpenSSL must write before it can read (async_read_some waits for that); failed: `ec` is the
+  // error async_read_some would report (eof for a close_notify, ...).
+  enum class TryRead { data, nothing_yet, must_write, failed };
+  TryRead try_read(void* data, std::size_t size, std::size_t& n, error_code& ec);
+
   // Writes at most one TLS record's worth. Several small buffers go out as one record (gathered into a
   // per-thread scratch area; a retry gathers them again, so nothing of the caller's is held).
   template <class ConstBuffers, class Token>
@@ -156,9 +162,12 @@ class ServerTlsStream {
                                   std::move(self));
     }
 
+    // One attempt at the step, without waiting: what OpenSSL needs before it can go on (done: finished, with
+    // `n` bytes and `ec`).
+    Want perform(std::size_t& n, error_code& ec, bool after_wait);
+
    private:
     enum class Phase { start, waiting, posted };
-    Want perform(std::size_t& n, error_code& ec, bool after_wait);
     bool begin_wait();
     error_code end_wait(error_code ec);
     static tcp::socket& socket_of(Impl* impl) noexcept;

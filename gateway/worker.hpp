@@ -140,6 +140,8 @@ class Worker {
   std::vector<std::unique_ptr<char[]>> free_relay_buffers_;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::atomic<std::size_t> open_{0};
+  std::array<unsigned char, 4096> id_pool_{};  // random bytes for request ids (new_request_id)
+  std::size_t id_pool_used_ = sizeof id_pool_;
   bool draining_ = false;
   std::thread thread_;
 };

@@ -17,6 +17,7 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 
@@ -221,6 +222,62 @@ TEST_F(ServerTlsStreamTest, ACloseWithoutCloseNotifyIsATruncatedStream) {
         co_return;
       });
   EXPECT_EQ(ec, net::ssl::error::stream_truncated) << ec.message();
+}
+
+// try_read never waits: nothing_yet while the client is quiet, the bytes once it has written, and the
+// client's close_notify as a failure with eof. A parked connection is decided by it.
+TEST_F(ServerTlsStreamTest, TryReadTellsNothingYetDataAndCloseWithoutWaiting) {
+  std::vector<ServerTlsStream::TryRead> seen;
+  std::string got;
+  error_code end;
+  bool client_wrote = false;
+  run(
+      [&](ServerTlsStream& s) -> net::awaitable<void> {
+        co_await s.async_handshake(use_nothrow);
+        char b[64];
+        std::size_t n = 0;
+        error_code ec;
+        seen.push_back(s.try_read(b, sizeof b, n, ec));  // the client has sent nothing yet
+        net::steady_timer t(co_await net::this_coro::executor);
+        while (!client_wrote) {
+          t.expires_after(5ms);
+          co_await t.async_wait(use_nothrow);
+        }
+        for (int i = 0; i < 200 && got.size() < 5; ++i) {  // the bytes may still be on their way
+          const auto r = s.try_read(b, sizeof b, n, ec);
+          if (r == ServerTlsStream::TryRead::data) {
+            got.append(b, n);
+            seen.push_back(r);
+          } else {
+            t.expires_after(5ms);
+            co_await t.async_wait(use_nothrow);
+          }
+        }
+        for (int i = 0; i < 400; ++i) {  // until the client's close_notify is here
+          const auto r = s.try_read(b, sizeof b, n, ec);
+          if (r != ServerTlsStream::TryRead::nothing_yet) {
+            seen.push_back(r);
+            end = ec;
+            break;
+          }
+          t.expires_after(5ms);
+          co_await t.async_wait(use_nothrow);
+        }
+        co_await s.async_shutdown(use_nothrow);  // the client waits for ours
+      },
+      [&](Client& c) -> net::awaitable<void> {
+        co_await c.async_handshake(ssl::stream_base::client, net::use_awaitable);
+        net::steady_timer t(co_await net::this_coro::executor);
+        t.expires_after(50ms);
+        co_await t.async_wait(use_nothrow);
+        co_await net::async_write(c, net::buffer("hello", 5), net::use_awaitable);
+        client_wrote = true;
+        co_await c.async_shutdown(use_nothrow);
+      });
+  using R = ServerTlsStream::TryRead;
+  EXPECT_EQ(seen, (std::vector<R>{R::nothing_yet, R::data, R::failed}));
+  EXPECT_EQ(got, "hello");
+  EXPECT_EQ(end, net::error::eof) << end.message();
 }
 
 TEST_F(ServerTlsStreamTest, TheDeadlineEndsAWaitWithTimeoutAndNothingIsWrittenAfterwards) {
