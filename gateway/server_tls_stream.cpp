@@ -42,27 +42,40 @@ struct ServerTlsStream::Impl : std::enable_shared_from_this<ServerTlsStream::Imp
   bool timed_out = false;
   unsigned char first = 0;
 
+  // Makes sure a timer fires no later than the deadline of the current wait. The timer is lazy: a pending
+  // one that fires earlier is kept (when it fires it looks at the deadline again and waits on if that moved
+  // later), so the usual pattern of deadlines that only move forward (keep-alive, head, send) costs no timer
+  // cancellation and restart per request; only an earlier deadline restarts it.
   void arm() {
     if (deadline == std::chrono::steady_clock::time_point::max()) {
       return;
     }
-    if (timer_pending && armed == deadline) {
+    if (timer_pending && armed <= deadline) {
       return;
     }
-    armed = deadline;
+    start_timer(deadline);
+  }
+
+  void start_timer(std::chrono::steady_clock::time_point at) {
+    armed = at;
     timer_pending = true;
-    timer.expires_at(deadline);  // a superseded wait ends with operation_aborted
-    timer.async_wait([self = shared_from_this(), at = deadline](boost::system::error_code ec) {
+    timer.expires_at(at);  // a superseded wait ends with operation_aborted
+    timer.async_wait([self = shared_from_this(), at](boost::system::error_code ec) {
       if (ec || self->armed != at) {
         return;
       }
       self->timer_pending = false;
-      if (self->waiting) {
-        // As beast::tcp_stream: the deadline closes the socket and the pending wait ends with timeout.
-        self->timed_out = true;
-        boost::system::error_code ignored;
-        self->socket.close(ignored);
+      if (!self->waiting) {
+        return;  // the next wait arms it again
       }
+      if (self->deadline > at) {
+        self->arm();  // the deadline moved later while this timer was pending
+        return;
+      }
+      // As beast::tcp_stream: the deadline closes the socket and the pending wait ends with timeout.
+      self->timed_out = true;
+      boost::system::error_code ignored;
+      self->socket.close(ignored);
     });
   }
 

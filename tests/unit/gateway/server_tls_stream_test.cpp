@@ -308,6 +308,57 @@ TEST_F(ServerTlsStreamTest, TheDeadlineEndsAWaitWithTimeoutAndNothingIsWrittenAf
   EXPECT_EQ(client_ec, net::ssl::error::stream_truncated) << client_ec.message();
 }
 
+// The deadline timer is lazy (it is not restarted when a deadline moves later), but each wait still ends at
+// its own deadline: a later deadline is honoured past the earlier timer, and an earlier one after a later one
+// still fires on time.
+TEST_F(ServerTlsStreamTest, EachWaitEndsAtItsOwnDeadlineWhetherItMovedLaterOrEarlier) {
+  error_code first_ec;
+  error_code later_ec;
+  std::size_t later_n = 0;
+  error_code earlier_ec;
+  std::chrono::milliseconds earlier_took{};
+  run(
+      [&](ServerTlsStream& s) -> net::awaitable<void> {
+        co_await s.async_handshake(use_nothrow);
+        char b[16];
+        // 1. A 100 ms deadline; the client writes after 20 ms.
+        s.expires_after(100ms);
+        std::tie(first_ec, std::ignore) = co_await s.async_read_some(net::buffer(b), use_nothrow);
+        // 2. A later deadline (600 ms); the client writes after ~300 ms, past the first timer's expiry.
+        s.expires_after(600ms);
+        std::tie(later_ec, later_n) = co_await s.async_read_some(net::buffer(b), use_nothrow);
+        // 3. A long deadline (its timer is pending once the 600 ms one has fired), then a short one that nobody
+        //    answers.
+        s.expires_after(30s);
+        co_await s.async_read_some(net::buffer(b), use_nothrow);
+        s.expires_after(150ms);
+        const auto t0 = std::chrono::steady_clock::now();
+        std::tie(earlier_ec, std::ignore) = co_await s.async_read_some(net::buffer(b), use_nothrow);
+        earlier_took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+      },
+      [&](Client& c) -> net::awaitable<void> {
+        co_await c.async_handshake(ssl::stream_base::client, net::use_awaitable);
+        net::steady_timer t(co_await net::this_coro::executor);
+        t.expires_after(20ms);
+        co_await t.async_wait(use_nothrow);
+        co_await net::async_write(c, net::buffer("one", 3), use_nothrow);
+        t.expires_after(300ms);
+        co_await t.async_wait(use_nothrow);
+        co_await net::async_write(c, net::buffer("two", 3), use_nothrow);
+        t.expires_after(400ms);  // past the 600 ms timer of step 2: step 3 waits on a 30 s timer by then
+        co_await t.async_wait(use_nothrow);
+        co_await net::async_write(c, net::buffer("three", 5), use_nothrow);
+        char b[16];
+        co_await c.async_read_some(net::buffer(b), use_nothrow);  // ends when the server's deadline closes it
+      });
+  EXPECT_FALSE(first_ec) << first_ec.message();
+  EXPECT_FALSE(later_ec) << later_ec.message();
+  EXPECT_EQ(later_n, 3u);
+  EXPECT_EQ(earlier_ec, beast::error::timeout) << earlier_ec.message();
+  EXPECT_LT(earlier_took, 5s);  // the 30 s timer did not stand in for the 150 ms deadline
+  EXPECT_GE(earlier_took, 100ms);
+}
+
 TEST_F(ServerTlsStreamTest, AHandshakeThatNeverComesTimesOut) {
   error_code ec;
   run(
