@@ -538,29 +538,10 @@ net::awaitable<bool> ClientConnection::waf_inspect_body(bool& client_keep_alive)
   }
   body_start_ = Clock::now();
   while (policies::waf::needs_body(pctx_) && !p.is_done()) {
-    p.get().body().data = relay_.get();
-    p.get().body().size = kRelaySize;
-    stream_.expires_at(body_deadline());
-    auto [ec, n] = co_await http::async_read_some(stream_, buf_, p, use_nothrow);
-    if (ec == http::error::need_buffer) {
-      ec = {};
-    }
-    const std::size_t got = kRelaySize - p.get().body().size;
-    body_received_ += got;
-    rec_.bytes_in += got;
-    if (got > 0) {
-      body_consumed_ = true;
-      waf_body_.append(relay_.get(), got);
-      if (audit_ != nullptr) {
-        hash(request_hash_, relay_.get(), got);
-      }
-    }
-    if (ec) {
+    std::size_t got = 0;
+    if (auto failed = co_await read_body_piece(got)) {
       client_keep_alive = false;
-      Reason r = ec == http::error::body_limit   ? Reason::limits_body_too_large
-                 : ec == beast::error::timeout   ? Reason::http_body_timeout
-                 : ec == http::error::partial_message || ec == net::error::eof ? Reason::upstream_reset
-                                                                              : Reason::http_bad_chunk;
+      const Reason r = failed->reason;
       rec_.reason = r;
       if (r == Reason::http_body_timeout || r == Reason::upstream_reset) {
         rec_.status = r == Reason::http_body_timeout ? 408 : 400;  // the socket is gone: record only
@@ -569,6 +550,7 @@ net::awaitable<bool> ClientConnection::waf_inspect_body(bool& client_keep_alive)
       }
       co_return false;
     }
+    waf_body_.append(relay_.get(), got);
     const auto v = policies::waf::feed_body(
         pctx_, std::as_bytes(std::span<const char>(relay_.get(), got)), p.is_done());
     if (!v.is_next()) {
