@@ -217,13 +217,14 @@ struct UpstreamOutcome {
 // cost little more than OpenSSL's own per-connection state (as NGINX frees its request pool between requests).
 struct ConnCore {
   ConnCore(Worker& worker, std::shared_ptr<WorkerGeneration> g, tcp::socket socket, std::size_t listener,
-           bool per_ip_slot, const net::ip::address& peer)
+           bool per_ip_slot, const tcp::endpoint& peer)
       : w(worker),
         wg(std::move(g)),
         li(listener),
         per_ip(per_ip_slot),
         stream(std::move(socket), wg->gen->listener_tls[listener]->context().native_handle()),
-        peer_ip_addr(peer) {
+        peer_ip_addr(peer.address()),
+        peer_port(peer.port()) {
     reg = w.register_connection(&stream.socket());
   }
   ~ConnCore() {
@@ -412,19 +413,15 @@ net::awaitable<bool> ClientConnection::handshake() {
 
 net::awaitable<std::unique_ptr<ConnCore>> ClientConnection::run(bool fresh) {
   if (fresh) {
+    // The peer's address and port came from the accept (ConnCore).
     boost::system::error_code ec;
-    auto remote = stream_.socket().remote_endpoint(ec);
-    if (ec) {
-      co_return nullptr;
-    }
-    peer_ip_ = remote.address().to_string();
-    peer_port_ = remote.port();
+    peer_ip_ = peer_ip_addr_.to_string();
     if (auto local = stream_.socket().local_endpoint(ec); !ec) {
       local_ip_ = local.address().to_string();
       local_port_ = local.port();
     }
-    peer_addr_ = to_ip(remote.address());
-    peer_trusted_ = gen_->trusted_proxy(remote.address());
+    peer_addr_ = to_ip(peer_ip_addr_);
+    peer_trusted_ = gen_->trusted_proxy(peer_ip_addr_);
     stream_.socket().set_option(tcp::no_delay(true), ec);
     if (!(co_await handshake())) {
       co_return nullptr;
@@ -1446,15 +1443,17 @@ net::awaitable<void> serve(std::unique_ptr<ConnCore> core, bool fresh) {
 
 void spawn_connection(std::unique_ptr<ConnCore> core, bool fresh) {
   net::io_context& ioc = core->w.io();
-  WorkerStats* stats = core->wg->stats.get();  // outlives the coroutine: the core holds the generation
+  // The completion holds the generation too: a coroutine that throws has already destroyed its core, which may
+  // have held the last reference to an old generation's stats.
+  std::shared_ptr<WorkerGeneration> wg = core->wg;
   net::co_spawn(ioc, serve(std::move(core), fresh),
-                [stats](std::exception_ptr e) { report_connection_exception(*stats, e); });
+                [wg = std::move(wg)](std::exception_ptr e) { report_connection_exception(*wg->stats, e); });
 }
 
 }  // namespace
 
 void start_connection(Worker& worker, std::shared_ptr<WorkerGeneration> wg, tcp::socket socket,
-                      std::size_t listener, bool per_ip, const net::ip::address& peer) {
+                      std::size_t listener, bool per_ip, const tcp::endpoint& peer) {
   std::unique_ptr<ConnCore> core;
   try {
     core = std::make_unique<ConnCore>(worker, wg, std::move(socket), listener, per_ip, peer);
@@ -1463,7 +1462,7 @@ void start_connection(Worker& worker, std::shared_ptr<WorkerGeneration> wg, tcp:
     // what accept took, so the accept loop goes on.
     spdlog::error("listener {}: out of memory for a new connection; closed",
                   wg->gen->config->listeners[listener].name);
-    worker.connection_closed(*wg, listener, per_ip, peer);
+    worker.connection_closed(*wg, listener, per_ip, peer.address());
     return;
   }
   spawn_connection(std::move(core), true);

@@ -216,7 +216,7 @@ net::awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor, std::size_t li
     ls.connections_accepted.inc();
     ls.connections_open.inc();
     if (!redirect) {
-      start_connection(*this, std::move(wg), std::move(socket), listener, per_ip, peer.address());
+      start_connection(*this, std::move(wg), std::move(socket), listener, per_ip, peer);
       continue;
     }
     auto done = [this, wg, listener, per_ip, addr = peer.address()](std::exception_ptr e) {

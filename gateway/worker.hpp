@@ -152,7 +152,7 @@ void report_connection_exception(WorkerStats& stats, std::exception_ptr e);
 // Connection entry points (connection.cpp, redirect.cpp).
 // Takes over an accepted TLS-listener socket; worker.connection_closed(...) is called when it ends.
 void start_connection(Worker& worker, std::shared_ptr<WorkerGeneration> wg, tcp::socket socket,
-                      std::size_t listener, bool per_ip, const net::ip::address& peer);
+                      std::size_t listener, bool per_ip, const tcp::endpoint& peer);
 net::awaitable<void> serve_redirect(Worker& worker, tcp::socket socket, std::size_t listener);
 
 }  // namespace gerbang::gateway
