@@ -62,6 +62,13 @@ class GatewayTest : public ::testing::Test {
   }
   std::uint16_t port() const { return gw.port("main"); }
   TlsClient client(TlsClientOptions options = {}) { return TlsClient(pki, port(), std::move(options)); }
+  // A client presenting `cert` (chain and key) as its TLS client certificate.
+  TlsClient mtls_client(const CertFiles& cert) {
+    TlsClientOptions o;
+    o.client_cert_file = cert.chain;
+    o.client_key_file = cert.key;
+    return client(std::move(o));
+  }
 
   TestPki pki;
   RecordingUpstream upstream;

@@ -87,10 +87,7 @@ TEST_F(IdleConnectionsTest, ParkedConnectionKeepsItsClientCertificateIdentity) {
           "        - san_uri: \"spiffe://gerbang.test/client\"\n";
   o.route = "    auth:\n      methods: [mtls]\n    allow:\n      - consumers: [dept-app]\n";
   start_gateway(o);
-  TlsClientOptions co;
-  co.client_cert_file = pki.client().chain;
-  co.client_key_file = pki.client().key;
-  auto c = client(co);
+  auto c = mtls_client(pki.client());
   ASSERT_TRUE(c.connect());
   for (int i = 0; i < 3; ++i) {
     auto r = c.request("GET", "/who/" + std::to_string(i));

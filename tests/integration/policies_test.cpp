@@ -195,13 +195,6 @@ class PoliciesTest : public GatewayTest {
     }
   }
 
-  TlsClient mtls_client(const CertFiles& cert) {
-    TlsClientOptions o;
-    o.client_cert_file = cert.chain;
-    o.client_key_file = cert.key;
-    return client(std::move(o));
-  }
-
   std::string mtls_listener() const {
     return "      client_auth: optional\n      client_ca: " + pki.ca_cert() + "\n";
   }

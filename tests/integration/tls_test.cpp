@@ -379,10 +379,7 @@ TEST_F(TlsTest, ClientAuthRequiredAcceptsAGoodCertificateAndLogsItsFingerprint) 
   GatewayOptions g;
   g.listener_tls = client_auth("required", pki.ca_cert());
   start_gateway(g);
-  TlsClientOptions o;
-  o.client_cert_file = pki.client().chain;
-  o.client_key_file = pki.client().key;
-  auto c = client(o);
+  auto c = mtls_client(pki.client());
   ASSERT_TRUE(c.connect());
   auto r = c.request("GET", "/mtls");
   ASSERT_TRUE(r.complete) << r.error;
