@@ -19,7 +19,9 @@
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
+#include <cstring>
 #include <optional>
 #include <tuple>
 
@@ -180,6 +182,66 @@ net::awaitable<audit::Appended> append_and_wait(audit::Log& log, const audit::Re
 std::int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// The upstream response's parser for framing and body: Beast's basic_parser decides Content-Length, chunked
+// and keep-alive, but the head's fields are not stored again. scan_response_head has already validated and
+// split them, and a basic_fields would cost an allocation and an ordered insertion per field. Body bytes
+// land in the buffer given with set_buffer() (as with http::buffer_body: error::need_buffer when it is full).
+class ResponseBodyParser final : public http::basic_parser<false> {
+ public:
+  void set_buffer(char* data, std::size_t size) noexcept {
+    data_ = data;
+    room_ = size;
+  }
+  std::size_t room() const noexcept { return room_; }
+
+ private:
+  void on_request_impl(http::verb, beast::string_view, beast::string_view, int, beast::error_code&) override {}
+  void on_response_impl(int, beast::string_view, int, beast::error_code&) override {}
+  void on_field_impl(http::field, beast::string_view, beast::string_view, beast::error_code&) override {}
+  void on_header_impl(beast::error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>&, beast::error_code&) override {}
+  std::size_t on_body_impl(beast::string_view body, beast::error_code& ec) override { return take(body, ec); }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, beast::error_code& ec) override {
+    return take(body, ec);
+  }
+  void on_finish_impl(beast::error_code&) override {}
+
+  std::size_t take(beast::string_view body, beast::error_code& ec) noexcept {
+    const std::size_t n = std::min(body.size(), room_);
+    if (n > 0) {
+      std::memcpy(data_, body.data(), n);
+      data_ += n;
+      room_ -= n;
+    }
+    if (n < body.size()) {
+      ec = http::error::need_buffer;
+    }
+    return n;
+  }
+
+  char* data_ = nullptr;
+  std::size_t room_ = 0;
+};
+
+// Parses what `b` already holds into `p`, as http::async_read_some does before it reads, but at once:
+// a composed operation that does no I/O posts its completion through the executor, one more handler round
+// trip for every body piece that came with the head (most small bodies) or the response head. False when
+// the parser needs more bytes than `b` holds: the caller then reads (what is left in `b` is parsed first).
+template <class Parser>
+bool parse_buffered(beast::flat_buffer& b, Parser& p, beast::error_code& ec) {
+  if (b.size() == 0) {
+    return false;
+  }
+  const std::size_t used = p.put(b.data(), ec);
+  b.consume(used);
+  if (ec == http::error::need_more) {
+    ec = {};
+    return false;
+  }
+  return true;
 }
 
 // Writes `data` with the given framing (chunked: size line + data + CRLF). `n == 0` is a no-op.
@@ -961,8 +1023,7 @@ net::awaitable<UpstreamOutcome> ClientConnection::proxy(std::size_t route_index,
       }
       conn = std::move(fresh);
     }
-    const auto& ep = gen_->upstream_endpoints[ui][*target];
-    rec_.upstream_target = ep.address().to_string() + ":" + std::to_string(ep.port());
+    rec_.upstream_target = gen_->upstream_target_names[ui][*target];
     ++rec_.attempts;
     ustats.requests.inc();
 
@@ -1012,8 +1073,12 @@ net::awaitable<std::optional<UpstreamOutcome>> ClientConnection::read_body_piece
   auto& p = *parser_;
   p.get().body().data = relay_.get();
   p.get().body().size = kRelaySize;
-  stream_.expires_at(body_deadline());
-  auto [rec, rn] = co_await http::async_read_some(stream_, buf_, p, use_nothrow);
+  beast::error_code rec;
+  if (!parse_buffered(buf_, p, rec)) {
+    stream_.expires_at(body_deadline());
+    auto [ec, n] = co_await http::async_read_some(stream_, buf_, p, use_nothrow);
+    rec = ec;
+  }
   if (rec == http::error::need_buffer) {
     rec = {};
   }
@@ -1175,7 +1240,7 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
   rec_.upstream_us = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
 
-  http::response_parser<http::buffer_body> rp;
+  ResponseBodyParser rp;
   rp.eager(false);
   rp.header_limit(static_cast<std::uint32_t>(cfg_.limits.max_response_header_bytes + 1));
   rp.body_limit(boost::none);
@@ -1190,11 +1255,11 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
   conn.buffer.consume(used);
 
   // ---- Response head to the client, framing re-derived. ----
-  const unsigned status = rp.get().result_int();
+  const unsigned status = rs.status;
   const bool no_body = head_request_ || status == 204 || status == 304;
   ResponseHeadInfo ri;
   ri.status = status;
-  ri.reason = rp.get().reason();
+  ri.reason = rs.reason;
   if (ri.reason.empty()) {
     ri.reason = http::obsolete_reason(static_cast<http::status>(status));
   }
@@ -1226,8 +1291,8 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
   const bool waf_response = policies::waf::inspects_response(pctx_);
   if (waf_response) {
     std::vector<policies::HeaderField> response_fields;
-    for (const auto& f : rp.get()) {
-      response_fields.push_back({f.name_string(), f.value()});
+    for (const auto& f : rs.fields) {
+      response_fields.push_back({f.name, f.value});
     }
     const auto v = policies::waf::on_response_head(pctx_, static_cast<int>(status), response_fields);
     if (!v.is_next()) {
@@ -1236,7 +1301,8 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
   }
   rec_.status = status;
   out_.clear();
-  build_client_response_head(out_, rp.get(), ri);
+  // rs's views point into conn.buffer: the head is built before the next read can move its bytes.
+  build_client_response_head(out_, rs.fields, ri);
 
   // ---- Body relay. The head goes out with the first body piece when that is already here. ----
   const bool client_chunked = ri.framing == BodyFraming::chunked;
@@ -1249,15 +1315,18 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
     co_return UpstreamOutcome{};
   }
   for (;;) {
-    rp.get().body().data = relay_.get();
-    rp.get().body().size = kRelaySize;
-    up_tcp.expires_at(response_deadline());
-    auto [ec, n] = co_await http::async_read_some(us, conn.buffer, rp, use_nothrow);
+    rp.set_buffer(relay_.get(), kRelaySize);
+    beast::error_code ec;
+    if (!parse_buffered(conn.buffer, rp, ec)) {
+      up_tcp.expires_at(response_deadline());
+      auto [rec, rn] = co_await http::async_read_some(us, conn.buffer, rp, use_nothrow);
+      ec = rec;
+    }
     if (ec == beast::error::timeout) log_if_total();
     if (ec == http::error::need_buffer) {
       ec = {};
     }
-    const std::size_t got = kRelaySize - rp.get().body().size;
+    const std::size_t got = kRelaySize - rp.room();
     if (audit_ != nullptr && got > 0) {
       hash(response_hash_, relay_.get(), got);
     }

@@ -63,7 +63,12 @@ std::shared_ptr<Generation> Generation::build(std::shared_ptr<const config::Conf
         errors.push_back("upstream " + u.name + ": " + err);
       }
     }
+    std::vector<std::string> names;
+    for (const auto& ep : eps) {
+      names.push_back(ep.address().to_string() + ":" + std::to_string(ep.port()));
+    }
     gen->upstream_endpoints.push_back(std::move(eps));
+    gen->upstream_target_names.push_back(std::move(names));
   }
   for (const auto& r : cfg->routes) {
     gen->names.routes.push_back(r.name);

@@ -21,6 +21,7 @@ struct Generation {
   std::vector<std::unique_ptr<ServerTls>> listener_tls;    // per listener
   std::vector<std::unique_ptr<UpstreamTls>> upstream_tls;  // per upstream; null = plain HTTP
   std::vector<std::vector<tcp::endpoint>> upstream_endpoints;
+  std::vector<std::vector<std::string>> upstream_target_names;  // "address:port" of each endpoint, for records
   std::vector<std::size_t> route_upstream;                 // route index → upstream index
   std::unique_ptr<Router> router;
   std::unique_ptr<policies::PolicySet> policies;           // stages per route, listener IP filters

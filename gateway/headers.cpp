@@ -1,54 +1,125 @@
 #include "gateway/headers.hpp"
 
 #include <array>
+#include <cstring>
+#include <vector>
 
 #include <fmt/format.h>
 
 namespace gerbang::gateway {
 
 namespace http = boost::beast::http;
+using namespace std::string_view_literals;
 
 namespace {
 
-// RFC 9110 §7.6.1 hop-by-hop fields, plus the ones that carry framing (re-derived by us) and Expect (the
-// gateway answers 100-continue itself).
-constexpr std::array<std::string_view, 12> kHopByHop{
-    "connection",  "keep-alive", "proxy-connection", "te",             "trailer",        "transfer-encoding",
-    "upgrade",     "http2-settings", "content-length", "expect", "proxy-authorization", "proxy-authenticate"};
+// What the hygiene rules make of a field name.
+enum class Kind : std::uint8_t {
+  other,
+  hop_by_hop,      // RFC 9110 §7.6.1, plus Expect (the gateway answers 100-continue itself)
+  content_length,  // framing: re-derived by the gateway (kept on HEAD/304 responses as information)
+  forwarding,      // claims about the client or the path to it: trusted only from configured proxies
+  xff,             // X-Forwarded-For: a trusted chain is extended
+  forwarded,       // Forwarded (RFC 7239): the same
+  first_hop,       // X-Forwarded-Proto/-Host, X-Real-IP: re-derived (a trusted proxy's value is kept)
+  banner,          // response fields that advertise the stack behind us
+  request_id,      // X-Request-Id: ours (an incoming one only from trusted proxies, handled elsewhere)
+  hsts,            // Strict-Transport-Security: replaced when the listener sets its own
+  host,
+};
 
-// Fields that claim to describe the client or the path to it; trusted only from configured proxies.
-constexpr std::array<std::string_view, 10> kForwarding{
-    "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "forwarded",
-    "x-real-ip",       "x-client-ip",       "true-client-ip",   "x-cluster-client-ip", "x-original-forwarded-for"};
+struct Named {
+  std::string_view name;  // lower case
+  Kind kind;
+};
 
-// Response fields that advertise the stack behind us.
-constexpr std::array<std::string_view, 4> kBanners{"server", "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version"};
+// Every name with a rule, by first letter (the index below is built from it). The prefixes `proxy-` (hop by
+// hop) and `x-gerbang-` (our namespace) are matched on their own.
+constexpr std::array<Named, 29> kNames{{
+    {"connection", Kind::hop_by_hop},
+    {"keep-alive", Kind::hop_by_hop},
+    {"proxy-connection", Kind::hop_by_hop},
+    {"te", Kind::hop_by_hop},
+    {"trailer", Kind::hop_by_hop},
+    {"transfer-encoding", Kind::hop_by_hop},
+    {"upgrade", Kind::hop_by_hop},
+    {"http2-settings", Kind::hop_by_hop},
+    {"expect", Kind::hop_by_hop},
+    {"proxy-authorization", Kind::hop_by_hop},
+    {"proxy-authenticate", Kind::hop_by_hop},
+    {"content-length", Kind::content_length},
+    {"x-forwarded-for", Kind::xff},
+    {"forwarded", Kind::forwarded},
+    {"x-forwarded-proto", Kind::first_hop},
+    {"x-forwarded-host", Kind::first_hop},
+    {"x-real-ip", Kind::first_hop},
+    {"x-forwarded-port", Kind::forwarding},
+    {"x-client-ip", Kind::forwarding},
+    {"true-client-ip", Kind::forwarding},
+    {"x-cluster-client-ip", Kind::forwarding},
+    {"x-original-forwarded-for", Kind::forwarding},
+    {"server", Kind::banner},
+    {"x-powered-by", Kind::banner},
+    {"x-aspnet-version", Kind::banner},
+    {"x-aspnetmvc-version", Kind::banner},
+    {"x-request-id", Kind::request_id},
+    {"strict-transport-security", Kind::hsts},
+    {"host", Kind::host},
+}};
 
-bool in(std::string_view name, auto const& list) {
-  for (auto s : list) {
-    if (iequals(name, s)) {
-      return true;
-    }
+constexpr char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// For each lower-case first letter, a bit set of the kNames rows that start with it.
+constexpr std::array<std::uint32_t, 26> make_index() noexcept {
+  std::array<std::uint32_t, 26> index{};
+  for (std::size_t i = 0; i < kNames.size(); ++i) {
+    index[static_cast<std::size_t>(kNames[i].name[0] - 'a')] |= std::uint32_t{1} << i;
   }
-  return false;
+  return index;
 }
+constexpr std::array<std::uint32_t, 26> kIndex = make_index();
+static_assert(kNames.size() <= 32, "kIndex holds one bit per kNames row");
 
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
 
-// Is `name` listed in any Connection field of `fields`?
-bool nominated_by_connection(const http::fields& fields, std::string_view name) {
-  for (auto it = fields.find(http::field::connection); it != fields.end() && it->name() == http::field::connection;
-       ++it) {
-    std::string_view v = it->value();
+// One look at the first letter picks the few rows to compare (most fields, Content-Type, Date, ETag, match
+// none and cost a table lookup). Any `proxy-*` name is hop by hop.
+Kind classify(std::string_view name) noexcept {
+  if (name.empty()) {
+    return Kind::other;
+  }
+  const char first = lower(name[0]);
+  if (first < 'a' || first > 'z') {
+    return Kind::other;
+  }
+  for (std::uint32_t rows = kIndex[static_cast<std::size_t>(first - 'a')]; rows != 0; rows &= rows - 1) {
+    const Named& n = kNames[static_cast<std::size_t>(__builtin_ctz(rows))];
+    if (n.name.size() == name.size() && iequals(name, n.name)) {
+      return n.kind;
+    }
+  }
+  if (first == 'p' && starts_with_ci(name, "proxy-")) {
+    return Kind::hop_by_hop;
+  }
+  return Kind::other;
+}
+
+bool is_gerbang_namespace(std::string_view name) { return starts_with_ci(name, "x-gerbang-"); }
+
+// The field names listed by the Connection fields of a head (RFC 9110 §7.6.1), gathered once per head
+// instead of once per field. Views into the head.
+class ConnectionTokens {
+ public:
+  void add_list(std::string_view v) {
     while (!v.empty()) {
-      auto comma = v.find(',');
+      const auto comma = v.find(',');
       std::string_view tok = v.substr(0, comma);
       while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.remove_prefix(1);
       while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.remove_suffix(1);
-      if (iequals(tok, name)) {
-        return true;
+      if (!tok.empty()) {
+        tokens_.push_back(tok);
       }
       if (comma == std::string_view::npos) {
         break;
@@ -56,13 +127,50 @@ bool nominated_by_connection(const http::fields& fields, std::string_view name) 
       v.remove_prefix(comma + 1);
     }
   }
-  return false;
+  bool contains(std::string_view name) const noexcept {
+    for (const auto t : tokens_) {
+      if (iequals(t, name)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+ private:
+  std::vector<std::string_view> tokens_;  // allocated only for a head that has a Connection field
+};
+
+ConnectionTokens connection_tokens(const http::fields& fields) {
+  ConnectionTokens t;
+  for (auto it = fields.find(http::field::connection); it != fields.end() && it->name() == http::field::connection;
+       ++it) {
+    t.add_list(it->value());
+  }
+  return t;
 }
 
-bool has_connection_field(const http::fields& fields) { return fields.find(http::field::connection) != fields.end(); }
+ConnectionTokens connection_tokens(std::span<const Field> fields) {
+  ConnectionTokens t;
+  for (const auto& f : fields) {
+    if (f.name.size() == 10 && iequals(f.name, "connection")) {
+      t.add_list(f.value);
+    }
+  }
+  return t;
+}
 
 void add(std::string& out, std::string_view name, std::string_view value) {
-  out.append(name).append(": ").append(value).append("\r\n");
+  const std::size_t at = out.size();
+  out.resize(at + name.size() + value.size() + 4);
+  char* p = out.data() + at;
+  std::memcpy(p, name.data(), name.size());
+  p += name.size();
+  *p++ = ':';
+  *p++ = ' ';
+  std::memcpy(p, value.data(), value.size());
+  p += value.size();
+  *p++ = '\r';
+  *p = '\n';
 }
 
 }  // namespace
@@ -84,65 +192,73 @@ bool valid_request_id(std::string_view id) noexcept {
 void build_upstream_request_head(std::string& out, std::string_view method, std::string_view target,
                                  const http::fields& in_fields, const ForwardInfo& fwd, BodyFraming framing,
                                  std::uint64_t content_length) {
-  out.append(method).append(" ").append(target).append(" HTTP/1.1\r\n");
-  const bool check_nominated = has_connection_field(in_fields);
+  out.append(method).append(" "sv).append(target).append(" HTTP/1.1\r\n"sv);
+  const ConnectionTokens nominated = connection_tokens(in_fields);
   // Repeated X-Forwarded-For / Forwarded lines form one list (RFC 9110 §5.3), oldest hop first: join them
   // all, or the original client named on the first line would be lost.
   std::string prior_xff;
   std::string prior_forwarded;
   auto join = [](std::string& list, std::string_view v) {
     if (!v.empty()) {
-      list.append(list.empty() ? "" : ", ").append(v);
+      list.append(list.empty() ? ""sv : ", "sv).append(v);
     }
   };
   for (const auto& f : in_fields) {
     const std::string_view name = f.name_string();
-    if (in(name, kHopByHop) || starts_with_ci(name, "proxy-") || starts_with_ci(name, "x-gerbang-") ||
-        iequals(name, "x-request-id")) {
+    const Kind kind = classify(name);
+    if (kind == Kind::hop_by_hop || kind == Kind::content_length || kind == Kind::request_id ||
+        is_gerbang_namespace(name)) {
       continue;
     }
     if (!fwd.credential_field.empty() && iequals(name, fwd.credential_field)) {
       continue;  // the department never sees the caller's gateway API key
     }
-    if (check_nominated && !iequals(name, "host") && nominated_by_connection(in_fields, name)) {
+    if (kind != Kind::host && nominated.contains(name)) {
       continue;
     }
-    if (in(name, kForwarding)) {
-      if (!fwd.peer_trusted) {
-        continue;
-      }
-      // From a trusted proxy: the chain fields are extended below, the rest pass as they are.
-      if (iequals(name, "x-forwarded-for")) {
-        join(prior_xff, f.value());
-        continue;
-      }
-      if (iequals(name, "forwarded")) {
-        join(prior_forwarded, f.value());
-        continue;
-      }
-      if (iequals(name, "x-forwarded-proto") || iequals(name, "x-forwarded-host") || iequals(name, "x-real-ip")) {
-        continue;  // re-derived below, from the first hop when trusted
-      }
+    switch (kind) {
+      case Kind::xff:
+      case Kind::forwarded:
+      case Kind::first_hop:
+      case Kind::forwarding:
+        if (!fwd.peer_trusted) {
+          continue;
+        }
+        // From a trusted proxy: the chain fields are extended below, the rest pass as they are.
+        if (kind == Kind::xff) {
+          join(prior_xff, f.value());
+          continue;
+        }
+        if (kind == Kind::forwarded) {
+          join(prior_forwarded, f.value());
+          continue;
+        }
+        if (kind == Kind::first_hop) {
+          continue;  // re-derived below, from the first hop when trusted
+        }
+        break;
+      default:
+        break;
     }
     add(out, name, f.value());
   }
   // X-Forwarded-For / Forwarded: extend a trusted chain, or start a new one.
-  out.append("X-Forwarded-For: ");
+  out.append("X-Forwarded-For: "sv);
   if (!prior_xff.empty()) {
-    out.append(prior_xff).append(", ");
+    out.append(prior_xff).append(", "sv);
   }
-  out.append(fwd.client_ip).append("\r\n");
+  out.append(fwd.client_ip).append("\r\n"sv);
   const bool v6 = fwd.client_ip.find(':') != std::string_view::npos;
-  out.append("Forwarded: ");
+  out.append("Forwarded: "sv);
   if (!prior_forwarded.empty()) {
-    out.append(prior_forwarded).append(", ");
+    out.append(prior_forwarded).append(", "sv);
   }
-  out.append(v6 ? "for=\"[" : "for=").append(fwd.client_ip).append(v6 ? "]\"" : "");
-  out.append(";proto=").append(fwd.proto);
+  out.append(v6 ? "for=\"["sv : "for="sv).append(fwd.client_ip).append(v6 ? "]\""sv : ""sv);
+  out.append(";proto="sv).append(fwd.proto);
   if (!fwd.host.empty()) {
-    out.append(";host=\"").append(fwd.host).append("\"");
+    out.append(";host=\""sv).append(fwd.host).append("\""sv);
   }
-  out.append("\r\n");
+  out.append("\r\n"sv);
   // For these, a trusted proxy's value names the original client; otherwise ours does.
   auto first_hop = [&](std::string_view name, std::string_view ours) {
     if (fwd.peer_trusted) {
@@ -162,35 +278,44 @@ void build_upstream_request_head(std::string& out, std::string_view method, std:
       fmt::format_to(std::back_inserter(out), "Content-Length: {}\r\n", content_length);
       break;
     case BodyFraming::chunked:
-      out.append("Transfer-Encoding: chunked\r\n");
+      out.append("Transfer-Encoding: chunked\r\n"sv);
       break;
     case BodyFraming::none:
     case BodyFraming::until_close:
       break;
   }
-  out.append("\r\n");
+  out.append("\r\n"sv);
 }
 
-void build_client_response_head(std::string& out, const http::fields& in_fields, const ResponseHeadInfo& info) {
-  fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n", info.status, info.reason);
-  const bool check_nominated = has_connection_field(in_fields);
+void build_client_response_head(std::string& out, std::span<const Field> in_fields, const ResponseHeadInfo& info) {
+  // The status is 100-599 (scan_response_head checked): three digits.
+  const char digits[3] = {static_cast<char>('0' + info.status / 100 % 10), static_cast<char>('0' + info.status / 10 % 10),
+                          static_cast<char>('0' + info.status % 10)};
+  out.append("HTTP/1.1 "sv).append(digits, 3).append(" "sv).append(info.reason).append("\r\n"sv);
+  const ConnectionTokens nominated = connection_tokens(in_fields);
   for (const auto& f : in_fields) {
-    const std::string_view name = f.name_string();
-    if (iequals(name, "content-length")) {
-      if (info.keep_upstream_content_length) {
-        add(out, name, f.value());
-      }
+    switch (classify(f.name)) {
+      case Kind::content_length:
+        if (info.keep_upstream_content_length) {
+          add(out, f.name, f.value);
+        }
+        continue;
+      case Kind::hop_by_hop:
+      case Kind::banner:
+      case Kind::request_id:
+        continue;
+      case Kind::hsts:
+        if (!info.hsts.empty()) {
+          continue;
+        }
+        break;
+      default:
+        break;
+    }
+    if (is_gerbang_namespace(f.name) || nominated.contains(f.name)) {
       continue;
     }
-    if (in(name, kHopByHop) || starts_with_ci(name, "proxy-") || in(name, kBanners) ||
-        starts_with_ci(name, "x-gerbang-") || iequals(name, "x-request-id") ||
-        (!info.hsts.empty() && iequals(name, "strict-transport-security"))) {
-      continue;
-    }
-    if (check_nominated && nominated_by_connection(in_fields, name)) {
-      continue;
-    }
-    add(out, name, f.value());
+    add(out, f.name, f.value);
   }
   add(out, "X-Request-Id", info.request_id);
   if (!info.hsts.empty()) {
@@ -202,16 +327,16 @@ void build_client_response_head(std::string& out, const http::fields& in_fields,
       fmt::format_to(std::back_inserter(out), "Content-Length: {}\r\n", info.content_length);
       break;
     case BodyFraming::chunked:
-      out.append("Transfer-Encoding: chunked\r\n");
+      out.append("Transfer-Encoding: chunked\r\n"sv);
       break;
     case BodyFraming::none:
     case BodyFraming::until_close:
       break;
   }
   if (info.close) {
-    out.append("Connection: close\r\n");
+    out.append("Connection: close\r\n"sv);
   }
-  out.append("\r\n");
+  out.append("\r\n"sv);
 }
 
 }  // namespace gerbang::gateway

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -42,8 +43,9 @@ struct ResponseHeadInfo {
   std::string_view extra_headers;  // pre-formatted lines from the policy stages (RateLimit headers)
 };
 
-// Appends the head sent to the client for an upstream response.
-void build_client_response_head(std::string& out, const boost::beast::http::fields& in, const ResponseHeadInfo& info);
+// Appends the head sent to the client for an upstream response; `in` are the upstream's fields as
+// scan_response_head split them, in their order.
+void build_client_response_head(std::string& out, std::span<const Field> in, const ResponseHeadInfo& info);
 
 // True if `id` is an acceptable incoming request id (1..128 chars of [A-Za-z0-9._:-]).
 bool valid_request_id(std::string_view id) noexcept;

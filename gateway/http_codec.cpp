@@ -38,6 +38,9 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
+#include <cstdint>
+#include <cstring>
 
 namespace gerbang::gateway {
 namespace {
@@ -89,6 +92,37 @@ constexpr char ascii_lower(char c) noexcept {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
+// ---- Eight bytes at a time (the scans' fast paths) ---------------------------------------------------------
+
+constexpr std::uint64_t kEachByte = 0x0101010101010101ULL;
+constexpr std::uint64_t kHighBits = 0x8080808080808080ULL;
+
+std::uint64_t load8(const char* p) noexcept {
+  std::uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// Nonzero exactly when some byte of v is below n (n <= 128): a byte below n borrows into its own high
+// bit, and a byte of 0x80 or more is masked out by ~v.
+constexpr std::uint64_t has_byte_below(std::uint64_t v, unsigned n) noexcept {
+  return (v - kEachByte * n) & ~v & kHighBits;
+}
+
+// The offset of the first byte flagged in a nonzero mask from has_byte_below() or has_byte() (exact for the
+// first one: nothing borrows into a byte below a flagged one). On a big-endian machine, 0: the caller's byte
+// loop then walks to it.
+constexpr std::size_t first_flagged(std::uint64_t mask) noexcept {
+  if constexpr (std::endian::native == std::endian::little) {
+    return static_cast<std::size_t>(std::countr_zero(mask)) / 8;
+  } else {
+    return 0;
+  }
+}
+
+// Nonzero exactly when some byte of v equals b.
+constexpr std::uint64_t has_byte(std::uint64_t v, unsigned b) noexcept { return has_byte_below(v ^ (kEachByte * b), 1); }
+
 bool istarts_with(std::string_view s, std::string_view prefix) noexcept {
   return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
@@ -126,7 +160,19 @@ Cut cut_error(HeadError e) noexcept {
 // `max_len` bounds the line without its CRLF: the first byte past it that is not CR is `too_long`, so the
 // limit fires as soon as that byte arrives instead of waiting for a line end that may never come.
 Cut cut_line(std::string_view in, std::size_t from, std::size_t max_len, HeadError too_long) noexcept {
-  for (std::size_t i = from; i < in.size(); ++i) {
+  // Bytes that need no decision (no CR, LF or NUL, and within max_len) are skipped eight at a time; any
+  // byte below 0x0E stops the skip, and the byte loop below decides on it exactly.
+  const std::size_t fast_end = max_len < in.size() - from ? from + max_len : in.size();
+  std::size_t i = from;
+  for (;;) {
+    while (i + 8 <= fast_end) {
+      if (const std::uint64_t m = has_byte_below(load8(in.data() + i), 0x0E); m != 0) {
+        i += first_flagged(m);
+        break;
+      }
+      i += 8;
+    }
+    if (i >= in.size()) return {};
     const char c = in[i];
     if (c == '\r') {
       if (i + 1 == in.size()) return {};  // the LF may still come
@@ -136,8 +182,8 @@ Cut cut_line(std::string_view in, std::size_t from, std::size_t max_len, HeadErr
     if (c == '\n') return cut_error(HeadError::bare_cr_or_lf);
     if (c == '\0') return cut_error(HeadError::nul_in_head);
     if (i - from >= max_len) return cut_error(too_long);
+    ++i;
   }
-  return {};
 }
 
 // ---- Start lines -----------------------------------------------------------------------------------------
@@ -274,17 +320,28 @@ bool is_obs_fold(std::string_view line) noexcept {
 // RFC 9110 §5.5: field-value = *field-content: VCHAR and obs-text, with SP/HTAB inside; CTLs (other than
 // HTAB) and DEL are invalid. RFC 9112 §5.1: the OWS before and after the value is not part of it.
 bool trim_field_value(std::string_view raw, std::string_view& value) noexcept {
-  std::size_t first = npos;
-  std::size_t last = 0;
-  for (std::size_t i = 0; i < raw.size(); ++i) {
-    const char c = raw[i];
-    if (!is(c, c_field)) return false;
-    if (c != ' ' && c != '\t') {
-      if (first == npos) first = i;
-      last = i;
+  // Eight bytes at a time while none is a control byte or DEL; such a block is judged byte by byte (HTAB is
+  // a control byte and valid).
+  const char* p = raw.data();
+  std::size_t i = 0;
+  while (i < raw.size()) {
+    if (i + 8 <= raw.size()) {
+      const std::uint64_t v = load8(p + i);
+      const std::uint64_t m = has_byte_below(v, 0x20) | has_byte(v, 0x7F);
+      if (m == 0) {
+        i += 8;
+        continue;
+      }
+      i += first_flagged(m);
     }
+    if (!is(p[i], c_field)) return false;
+    ++i;
   }
-  value = first == npos ? raw.substr(raw.size()) : raw.substr(first, last - first + 1);
+  std::size_t first = 0;
+  std::size_t last = raw.size();
+  while (first < last && (raw[first] == ' ' || raw[first] == '\t')) ++first;
+  while (last > first && (raw[last - 1] == ' ' || raw[last - 1] == '\t')) --last;
+  value = raw.substr(first, last - first);
   return true;
 }
 

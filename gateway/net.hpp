@@ -9,7 +9,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 
 namespace gerbang::gateway {
 
@@ -19,7 +18,6 @@ namespace ssl = boost::asio::ssl;
 using tcp = boost::asio::ip::tcp;
 
 using TcpStream = beast::tcp_stream;
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 // Expected failures (EOF, timeouts, resets) come back as error codes, never as exceptions (STYLE.md §3).
 inline constexpr auto use_nothrow = net::as_tuple(net::use_awaitable);

@@ -11,6 +11,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "gateway/socket_deadline.hpp"
+
 namespace gerbang::gateway {
 
 namespace {
@@ -24,60 +26,16 @@ thread_local unsigned char gather_scratch[kRecordPlaintext];
 
 }  // namespace
 
-struct ServerTlsStream::Impl : std::enable_shared_from_this<ServerTlsStream::Impl> {
-  explicit Impl(tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
+struct ServerTlsStream::Impl : SocketDeadline {
+  explicit Impl(tcp::socket s) : SocketDeadline(std::move(s)) {}
   ~Impl() {
     if (ssl != nullptr) {
       SSL_free(ssl);  // never writes: no close_notify here, the descriptor may be closed and reused
     }
   }
 
-  tcp::socket socket;
-  net::steady_timer timer;
   SSL* ssl = nullptr;
-  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
-  std::chrono::steady_clock::time_point armed = std::chrono::steady_clock::time_point::max();
-  bool timer_pending = false;
-  bool waiting = false;
-  bool timed_out = false;
   unsigned char first = 0;
-
-  // Makes sure a timer fires no later than the deadline of the current wait. The timer is lazy: a pending
-  // one that fires earlier is kept (when it fires it looks at the deadline again and waits on if that moved
-  // later), so the usual pattern of deadlines that only move forward (keep-alive, head, send) costs no timer
-  // cancellation and restart per request; only an earlier deadline restarts it.
-  void arm() {
-    if (deadline == std::chrono::steady_clock::time_point::max()) {
-      return;
-    }
-    if (timer_pending && armed <= deadline) {
-      return;
-    }
-    start_timer(deadline);
-  }
-
-  void start_timer(std::chrono::steady_clock::time_point at) {
-    armed = at;
-    timer_pending = true;
-    timer.expires_at(at);  // a superseded wait ends with operation_aborted
-    timer.async_wait([self = shared_from_this(), at](boost::system::error_code ec) {
-      if (ec || self->armed != at) {
-        return;
-      }
-      self->timer_pending = false;
-      if (!self->waiting) {
-        return;  // the next wait arms it again
-      }
-      if (self->deadline > at) {
-        self->arm();  // the deadline moved later while this timer was pending
-        return;
-      }
-      // As beast::tcp_stream: the deadline closes the socket and the pending wait ends with timeout.
-      self->timed_out = true;
-      boost::system::error_code ignored;
-      self->socket.close(ignored);
-    });
-  }
 
   // Maps a failed OpenSSL call to an error code, the way Asio's SSL engine does.
   // err is SSL_get_error() of the failed call that returned ret.
@@ -143,23 +101,16 @@ tcp::socket& ServerTlsStream::socket() noexcept { return impl_->socket; }
 SSL* ServerTlsStream::native_handle() const noexcept { return impl_->ssl; }
 unsigned char ServerTlsStream::first_byte() const noexcept { return impl_->first; }
 
-void ServerTlsStream::expires_after(std::chrono::steady_clock::duration d) {
-  impl_->deadline = std::chrono::steady_clock::now() + d;
-}
-void ServerTlsStream::expires_at(std::chrono::steady_clock::time_point t) { impl_->deadline = t; }
-void ServerTlsStream::expires_never() { impl_->deadline = std::chrono::steady_clock::time_point::max(); }
+void ServerTlsStream::expires_after(std::chrono::steady_clock::duration d) { impl_->expires_after(d); }
+void ServerTlsStream::expires_at(std::chrono::steady_clock::time_point t) { impl_->expires_at(t); }
+void ServerTlsStream::expires_never() { impl_->expires_never(); }
 
 void ServerTlsStream::cancel() {
   boost::system::error_code ignored;
   impl_->socket.cancel(ignored);
 }
 
-void ServerTlsStream::close() {
-  boost::system::error_code ignored;
-  impl_->socket.close(ignored);
-  impl_->timer.cancel();
-  impl_->timer_pending = false;
-}
+void ServerTlsStream::close() { impl_->close(); }
 
 ServerTlsStream::TryRead ServerTlsStream::try_read(void* data, std::size_t size, std::size_t& n, error_code& ec) {
   switch (OpState(impl_.get(), Step::read, data, size, Gather{}).perform(n, ec, false)) {
@@ -176,23 +127,14 @@ ServerTlsStream::TryRead ServerTlsStream::try_read(void* data, std::size_t size,
 tcp::socket& ServerTlsStream::OpState::socket_of(Impl* impl) noexcept { return impl->socket; }
 
 bool ServerTlsStream::OpState::begin_wait() {
-  if (impl_->waiting) {
-    return false;
+  if (impl_->pending() != 0) {
+    return false;  // one wait at a time
   }
-  impl_->waiting = true;
-  impl_->timed_out = false;
-  impl_->arm();
+  impl_->begin_wait();
   return true;
 }
 
-ServerTlsStream::error_code ServerTlsStream::OpState::end_wait(error_code ec) {
-  impl_->waiting = false;
-  if (impl_->timed_out) {
-    impl_->timed_out = false;
-    return beast::error::timeout;
-  }
-  return ec;
-}
+ServerTlsStream::error_code ServerTlsStream::OpState::end_wait(error_code ec) { return impl_->end_wait(ec); }
 
 ServerTlsStream::Want ServerTlsStream::OpState::perform(std::size_t& n, error_code& ec, bool after_wait) {
   n = 0;
@@ -203,7 +145,11 @@ ServerTlsStream::Want ServerTlsStream::OpState::perform(std::size_t& n, error_co
     ec = net::error::bad_descriptor;
     return Want::done;
   }
-  ERR_clear_error();
+  // SSL_get_error() needs an empty error queue before the call. Every failure path below empties it, so it
+  // is almost always empty already: peeking is much cheaper than clearing (which walks all its slots).
+  if (ERR_peek_error() != 0) {
+    ERR_clear_error();
+  }
   errno = 0;
   int ret = 0;
   switch (step_) {

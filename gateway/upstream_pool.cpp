@@ -94,7 +94,7 @@ net::awaitable<std::pair<std::unique_ptr<UpstreamConn>, ConnectError>> UpstreamP
   auto& t = targets_[target];
   auto conn = std::make_unique<UpstreamConn>();
   conn->target = target;
-  auto tcp_stream = std::make_unique<TcpStream>(ioc_);
+  auto tcp_stream = std::make_unique<UpstreamSocket>(ioc_);
   tcp_stream->expires_after(config_.connect_timeout);
   auto [ec] = co_await tcp_stream->async_connect(t.endpoint, use_nothrow);
   if (ec) {
@@ -103,7 +103,7 @@ net::awaitable<std::pair<std::unique_ptr<UpstreamConn>, ConnectError>> UpstreamP
   boost::system::error_code ignored;
   tcp_stream->socket().set_option(tcp::no_delay(true), ignored);
   if (tls_ != nullptr) {
-    conn->tls = std::make_unique<TlsStream>(std::move(*tcp_stream), const_cast<UpstreamTls*>(tls_)->context());
+    conn->tls = std::make_unique<UpstreamTlsStream>(std::move(*tcp_stream), const_cast<UpstreamTls*>(tls_)->context());
     if (!tls_->prepare(conn->tls->native_handle(), t.host)) {
       co_return std::pair{nullptr, ConnectError::tls_failed};
     }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <boost/asio/steady_timer.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <chrono>
 #include <deque>
@@ -17,20 +18,23 @@
 #include "gateway/config/config.hpp"
 #include "gateway/net.hpp"
 #include "gateway/stats.hpp"
+#include "gateway/upstream_socket.hpp"
 
 namespace gerbang::gateway {
 
 class UpstreamTls;
 
+using UpstreamTlsStream = beast::ssl_stream<UpstreamSocket>;
+
 struct UpstreamConn {
-  std::unique_ptr<TcpStream> tcp;  // plain upstream
-  std::unique_ptr<TlsStream> tls;  // TLS upstream
+  std::unique_ptr<UpstreamSocket> tcp;     // plain upstream
+  std::unique_ptr<UpstreamTlsStream> tls;  // TLS upstream
   beast::flat_buffer buffer;       // bytes read past the last response (must be empty to reuse)
   std::chrono::steady_clock::time_point idle_since;
   std::size_t target = 0;
   bool reused = false;             // taken from the idle pool (may have been closed by the upstream meanwhile)
 
-  TcpStream& lowest() noexcept { return tls ? tls->next_layer() : *tcp; }
+  UpstreamSocket& lowest() noexcept { return tls ? tls->next_layer() : *tcp; }
 };
 
 enum class ConnectError { none, connect_failed, timeout, tls_failed };

@@ -354,9 +354,14 @@ TEST(UpstreamRequestHead, FramingLinesComeFromTheParsedFramingOnly) {
 
 // ---- response side -----------------------------------------------------------------------------------------
 
+// The response side takes the fields as scan_response_head splits them: the same, in order.
 Head client(const http::fields& in, const ResponseHeadInfo& info) {
+  std::vector<Field> fields;
+  for (const auto& f : in) {
+    fields.push_back({f.name_string(), f.value()});
+  }
   std::string out;
-  build_client_response_head(out, in, info);
+  build_client_response_head(out, fields, info);
   return parse(out);
 }
 
@@ -366,6 +371,33 @@ ResponseHeadInfo response_info() {
   ri.reason = "OK";
   ri.request_id = "rid-ours";
   return ri;
+}
+
+// The rules pick candidates by a name's first letter: names that share a first letter (and a length) with
+// a rule's name but are not it pass; the rule's names in any case do not.
+TEST(ClientResponseHead, OnlyTheExactNamesAreStrippedInAnyCase) {
+  http::fields in;
+  in.insert("SERVER", "x");
+  in.insert("sErVeR-Timing", "db;dur=5");  // not a banner
+  in.insert("Serves", "y");                // same letter and length as Server
+  in.insert("TE", "trailers");
+  in.insert("Tk", "N");                    // same letter and length as TE
+  in.insert("PROXY-Anything", "z");        // proxy-* is hop by hop
+  in.insert("Proxies", "w");
+  in.insert("X-Request-Ie", "v");          // one letter off X-Request-Id
+  in.insert("x-REQUEST-id", "theirs");
+  in.insert("1-digit-first", "u");
+  Head h = client(in, response_info());
+  EXPECT_EQ(h.count("Server"), 0u);
+  EXPECT_EQ(h.value("Server-Timing"), "db;dur=5");
+  EXPECT_EQ(h.value("Serves"), "y");
+  EXPECT_EQ(h.count("TE"), 0u);
+  EXPECT_EQ(h.value("Tk"), "N");
+  EXPECT_EQ(h.count("Proxy-Anything"), 0u);
+  EXPECT_EQ(h.value("Proxies"), "w");
+  EXPECT_EQ(h.value("X-Request-Ie"), "v");
+  EXPECT_EQ(h.value("X-Request-Id"), "rid-ours");
+  EXPECT_EQ(h.value("1-digit-first"), "u");
 }
 
 TEST(ClientResponseHead, StatusLineWithReason) {

@@ -489,6 +489,53 @@ TEST(HttpCodecRequestHead, HeadLimitFiresOnceTheWindowIsFullEvenWithoutTheEnd) {
   EXPECT_EQ(scan_request_head(head.substr(0, kSmall.max_head_bytes), kSmall).error, HeadError::header_too_large);
 }
 
+// The line and value scans skip eight bytes at a time where no byte needs a decision: a forbidden byte must
+// be caught, and an allowed control byte (HTAB) or obs-text let through, at every offset within and across
+// those blocks, in the start line and in field values, and the start-line limit must hold at every length.
+TEST(HttpCodecFastPaths, EveryByteIsJudgedAtEveryOffset) {
+  const HeadLimits limits;
+  for (std::size_t at = 0; at < 40; ++at) {
+    SCOPED_TRACE("offset " + std::to_string(at));
+    std::string value(40, 'v');
+    const auto field_head = [&](char c) {
+      std::string v = value;
+      v[at] = c;
+      return "GET / HTTP/1.1\r\nHost: a\r\nX-Long: " + v + "\r\n\r\n";
+    };
+    EXPECT_EQ(scan_request_head(field_head('\0'), limits).error, HeadError::nul_in_head);
+    EXPECT_EQ(scan_request_head(field_head('\n'), limits).error, HeadError::bare_cr_or_lf);
+    EXPECT_EQ(scan_request_head(field_head('\r'), limits).error, HeadError::bare_cr_or_lf);
+    EXPECT_EQ(scan_request_head(field_head('\x7f'), limits).error, HeadError::bad_header);
+    EXPECT_EQ(scan_request_head(field_head('\x01'), limits).error, HeadError::bad_header);
+    EXPECT_EQ(scan_request_head(field_head('\x1f'), limits).error, HeadError::bad_header);
+    for (const char good : {'\t', ' ', '\x80', '\xff', '~'}) {
+      const HeadScan r = scan_request_head(field_head(good), limits);
+      ASSERT_EQ(r.state, State::complete) << static_cast<int>(static_cast<unsigned char>(good));
+      ASSERT_EQ(r.fields.size(), 2u);
+      std::string expected = value;
+      expected[at] = good;
+      // OWS at either end is trimmed; inside it stays.
+      while (!expected.empty() && (expected.back() == ' ' || expected.back() == '\t')) expected.pop_back();
+      while (!expected.empty() && (expected.front() == ' ' || expected.front() == '\t')) expected.erase(0, 1);
+      EXPECT_EQ(r.fields[1].value, expected);
+    }
+    // The request target: NUL and a bare LF in it are caught by the line scan.
+    std::string target = "/" + std::string(40, 't');
+    target[at + 1 < target.size() ? at + 1 : 1] = '\0';
+    EXPECT_EQ(scan_request_head("GET " + target + " HTTP/1.1\r\nHost: a\r\n\r\n", limits).error,
+              HeadError::nul_in_head);
+  }
+  // The start-line limit at every length around a small limit: incomplete up to it, too long one byte past.
+  for (std::size_t max = 8; max < 40; ++max) {
+    SCOPED_TRACE("max_start_line " + std::to_string(max));
+    HeadLimits l;
+    l.max_start_line = max;
+    const std::string line = "GET /" + std::string(max, 'p');
+    EXPECT_EQ(scan_request_head(line.substr(0, max), l).state, State::incomplete);
+    EXPECT_EQ(scan_request_head(line.substr(0, max + 1), l).error, HeadError::uri_too_long);
+  }
+}
+
 TEST(HttpCodecResponseHead, ReportsStatusReasonAndVersion) {
   const std::string raw = "HTTP/1.0 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found";
   const HeadScan r = scan_response_head(raw, {});
