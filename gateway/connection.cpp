@@ -1222,10 +1222,12 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
     if (conn.buffer.size() >= cfg_.limits.max_response_header_bytes + kRelaySize) {
       co_return UpstreamOutcome{Reason::upstream_bad_response, false, false, true};
     }
-    // Reads of up to a relay buffer: the head and (for most responses) the whole body arrive in one read and
-    // leave in one write, and the body reads that follow are as large (Beast sizes them by the buffer's
-    // capacity). With 4 KiB reads a 16 KiB response took five reads, five writes and five TLS records.
-    auto [ec, n] = co_await us.async_read_some(conn.buffer.prepare(kRelaySize), use_nothrow);
+    // Reads of up to two relay buffers: the head and a relay buffer's worth of body (for most responses all of
+    // it) arrive in one read and leave in one write, and the body reads that follow are as large (Beast sizes
+    // them by the buffer's capacity). With 4 KiB reads a 16 KiB response took five reads, five writes and
+    // five TLS records; with 16 KiB reads, two reads and three writes (the head pushed the body's end into a
+    // second read). The buffer is released when the connection goes back to the pool.
+    auto [ec, n] = co_await us.async_read_some(conn.buffer.prepare(2 * kRelaySize), use_nothrow);
     if (ec) {
       const bool nothing = conn.buffer.size() == 0;
       if (ec == beast::error::timeout) {
