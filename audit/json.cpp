@@ -1,5 +1,6 @@
 #include "audit/json.hpp"
 
+#include <array>
 #include <limits>
 
 namespace gerbang::audit::json {
@@ -234,10 +235,24 @@ bool is_valid_utf8(std::string_view s) noexcept {
   return true;
 }
 
+// Bytes that stand for themselves in a JSON string: printable ASCII (and DEL) but '"' and '\\'.
+constexpr std::array<bool, 256> make_plain() noexcept {
+  std::array<bool, 256> t{};
+  for (unsigned c = 0x20; c < 0x80; ++c) t[c] = c != '"' && c != '\\';
+  return t;
+}
+constexpr std::array<bool, 256> kPlain = make_plain();
+
 void append_string(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
   out += '"';
   for (std::size_t i = 0; i < s.size();) {
+    // Runs of plain bytes (nearly all of a record) are appended whole.
+    std::size_t run = i;
+    while (run < s.size() && kPlain[static_cast<unsigned char>(s[run])]) ++run;
+    out.append(s.data() + i, run - i);
+    if (run == s.size()) break;
+    i = run;
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
       const std::size_t n = utf8_sequence(s, i);
@@ -257,14 +272,10 @@ void append_string(std::string& out, std::string_view s) {
       case '\n': out += "\\n"; break;
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += hex[c >> 4U];
-          out += hex[c & 0xFU];
-        } else {
-          out += static_cast<char>(c);
-        }
+      default:  // the other control bytes
+        out += "\\u00";
+        out += hex[c >> 4U];
+        out += hex[c & 0xFU];
     }
   }
   out += '"';

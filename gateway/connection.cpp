@@ -1249,12 +1249,32 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
   if (head_request_) {
     rp.skip(true);
   }
+  // Beast's parser only has to know the body's framing and whether the connection stays open: re-parsing the
+  // whole head for that cost as much as scanning it. It is given a head of its own: the status and version,
+  // the upstream's Connection fields as they came (Beast decides keep-alive from them, and still refuses a
+  // malformed one), and the framing the scan decided (which refused every conflicting or invalid form).
+  std::string framing_head;
+  framing_head.reserve(64);
+  framing_head.append(rs.version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  framing_head.append(std::to_string(rs.status)).append(" -\r\n");
+  for (const auto& f : rs.fields) {
+    if (iequals(f.name, "connection")) {
+      framing_head.append("Connection: ").append(f.value).append("\r\n");
+    }
+  }
+  if (rs.framing == BodyFraming::content_length) {
+    framing_head.append("Content-Length: ").append(std::to_string(rs.content_length)).append("\r\n");
+  } else if (rs.framing == BodyFraming::chunked) {
+    framing_head.append("Transfer-Encoding: chunked\r\n");
+  }
+  framing_head.append("\r\n");
   beast::error_code pec;
-  const std::size_t used = rp.put(net::buffer(conn.buffer.data().data(), rs.head_bytes), pec);
-  if (pec || !rp.is_header_done()) {
+  const std::size_t used = rp.put(net::buffer(framing_head), pec);
+  if (pec || !rp.is_header_done() || used != framing_head.size()) {
+    spdlog::debug("request {}: upstream response head refused: {}", rec_.request_id, pec.message());
     co_return UpstreamOutcome{Reason::upstream_bad_response, false, false, true};
   }
-  conn.buffer.consume(used);
+  conn.buffer.consume(rs.head_bytes);
 
   // ---- Response head to the client, framing re-derived. ----
   const unsigned status = rs.status;

@@ -78,6 +78,48 @@ TEST_F(UpstreamTest, StaleKeepAliveConnectionIsReplacedTransparently) {
   EXPECT_EQ(upstream.connection_count(), 2u);
 }
 
+// Whether an upstream connection goes back to the pool follows the response's version and Connection field
+// (RFC 9112 §9.3): HTTP/1.1 stays unless `close`, HTTP/1.0 only with `keep-alive`. This upstream never closes
+// a connection itself, so a connection the gateway wrongly kept would be reused and show in the count.
+TEST_F(UpstreamTest, ResponsesConnectionFieldDecidesWhetherTheUpstreamConnectionIsReused) {
+  upstream.set_handler([](UpstreamConnection& conn) {
+    while (auto req = conn.read_request(5s)) {
+      std::string head;
+      if (req->target == "/close") {
+        head = "HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 2\r\n\r\n";
+      } else if (req->target == "/http10") {
+        head = "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n";
+      } else if (req->target == "/http10-keep-alive") {
+        head = "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\n";
+      } else {
+        head = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n";
+      }
+      if (!conn.write_raw(head + "ok")) return;
+    }
+  });
+  start_gateway();
+  auto c = client();
+  ASSERT_TRUE(c.connect());
+  const auto get = [&](const std::string& target) {
+    auto r = c.request("GET", target);
+    EXPECT_EQ(r.status, 200u) << target << " " << r.body;
+    EXPECT_EQ(r.body, "ok") << target;
+    EXPECT_EQ(r.header("Connection"), "") << target;  // the upstream's Connection is hop by hop
+  };
+  get("/a");
+  get("/b");
+  EXPECT_EQ(upstream.connection_count(), 1u);  // HTTP/1.1: kept
+  get("/close");
+  get("/c");
+  EXPECT_EQ(upstream.connection_count(), 2u);  // `close` among the tokens: not reused
+  get("/http10");
+  get("/d");
+  EXPECT_EQ(upstream.connection_count(), 3u);  // HTTP/1.0 without keep-alive: not reused
+  get("/http10-keep-alive");
+  get("/e");
+  EXPECT_EQ(upstream.connection_count(), 3u);  // HTTP/1.0 with keep-alive: kept
+}
+
 TEST_F(UpstreamTest, PoolLimitAnswers503WhenAllConnectionsAreBusy) {
   upstream.set_handler([](UpstreamConnection& conn) {
     while (conn.read_request()) {
