@@ -974,7 +974,7 @@ net::awaitable<UpstreamOutcome> ClientConnection::proxy(std::size_t route_index,
   if (!relay_) {
     relay_ = w_.take_relay_buffer();
   }
-  if (!(co_await pool.acquire_slot())) {
+  if (!pool.try_acquire_slot() && !(co_await pool.acquire_slot())) {
     co_return UpstreamOutcome{Reason::upstream_concurrency_limit};
   }
   struct SlotGuard {

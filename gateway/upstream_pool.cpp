@@ -142,12 +142,19 @@ void UpstreamPool::release(std::unique_ptr<UpstreamConn> conn, bool reusable) {
   stats_.pool_idle.inc();
 }
 
-net::awaitable<bool> UpstreamPool::acquire_slot() {
+bool UpstreamPool::try_acquire_slot() noexcept {
   if (config_.max_concurrent == 0) {
-    co_return true;
+    return true;
   }
   if (in_flight_ < config_.max_concurrent) {
     ++in_flight_;
+    return true;
+  }
+  return false;
+}
+
+net::awaitable<bool> UpstreamPool::acquire_slot() {
+  if (try_acquire_slot()) {
     co_return true;
   }
   // Queue briefly: release_slot() wakes the oldest waiter by cancelling its timer.

@@ -59,8 +59,10 @@ class UpstreamPool {
   // (the retry after a stale keep-alive connection) still stays within the bound.
   bool make_room(std::size_t target);
 
-  // Concurrency limit (max_concurrent requests in flight per upstream per worker): waits up to queue_timeout
-  // for a slot; false = still full (the caller answers 503). Always true when max_concurrent is 0.
+  // Concurrency limit (max_concurrent requests in flight per upstream per worker). try_acquire_slot() takes a
+  // slot if one is free (always true when max_concurrent is 0), without a coroutine frame; acquire_slot()
+  // waits up to queue_timeout for one: false = still full (the caller answers 503).
+  bool try_acquire_slot() noexcept;
   net::awaitable<bool> acquire_slot();
   void release_slot();
 

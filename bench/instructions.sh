@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# bench/instructions.sh: user-space instructions per proxied request, counted by callgrind.
+#
+# Requests/s and CPU time on a shared machine move by 10-30% between runs; the instructions gerbang executes
+# per request do not, so an A/B of a change is read here first (then confirmed by bench/run.sh). gerbang runs
+# under valgrind's callgrind, one worker, behind wrk over TLS 1.3 and in front of a local NGINX upstream; the
+# counters are zeroed after a warm-up, and the instructions of a measured run are divided by its requests.
+# Kernel time (system calls, the network stack) is not counted: bench/run.sh measures that.
+#
+# Environment: BUILD_DIR (./build), PATHS ("/small /16k": 100-byte and 16 KiB responses), CONNS (16),
+# DURATION (10 seconds per measured run), KEEP_TMP (1 = keep the work directory and callgrind's output).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$here")
+BUILD_DIR=${BUILD_DIR:-$repo/build}
+PATHS=${PATHS:-"/small /16k"}
+CONNS=${CONNS:-16}
+DURATION=${DURATION:-10}
+KEEP_TMP=${KEEP_TMP:-0}
+
+log() { printf '[instructions %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+for v in CONNS DURATION; do [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"; done
+missing=()
+command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+if ((${#missing[@]})); then
+  log "installing ${missing[*]} with apt-get"
+  sudo=()
+  (($(id -u) == 0)) || sudo=(sudo)
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y "${missing[@]}" >&2
+fi
+NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
+[[ -x $BUILD_DIR/gerbang && -x $BUILD_DIR/gerbangctl ]] || die "no gerbang/gerbangctl in $BUILD_DIR (scripts/build.sh)"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gerbang-instructions.XXXXXX")
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [[ $KEEP_TMP == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+"$BUILD_DIR/gerbangctl" certs demo --out "$WORK/pki" >/dev/null
+UP_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$WORK/up/www" "$WORK/up/tmp"
+chmod 755 "$WORK" "$WORK/up" "$WORK/up/www"
+python3 -c 'import sys; open(sys.argv[1], "w").write("x" * 99 + "\n"); open(sys.argv[2], "w").write("y" * 16383 + "\n")' \
+  "$WORK/up/www/small" "$WORK/up/www/16k"
+cat >"$WORK/up/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid $WORK/up/nginx.pid;
+error_log $WORK/up/error.log warn;
+events { worker_connections 1024; }
+http {
+    client_body_temp_path $WORK/up/tmp/body;
+    proxy_temp_path $WORK/up/tmp/proxy;
+    fastcgi_temp_path $WORK/up/tmp/fastcgi;
+    uwsgi_temp_path $WORK/up/tmp/uwsgi;
+    scgi_temp_path $WORK/up/tmp/scgi;
+    access_log off;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    server { listen 127.0.0.1:$UP_PORT; root $WORK/up/www; }
+}
+EOF
+"$NGINX" -p "$WORK/up" -c "$WORK/up/nginx.conf" -e "$WORK/up/error.log" >/dev/null 2>&1 &
+pids+=($!)
+
+cat >"$WORK/gerbang.yaml" <<EOF
+workers: 1
+admin:
+  address: "127.0.0.1:0"
+log:
+  level: warn
+  access_log: "off"
+timeouts:
+  keepalive_idle: 300s
+listeners:
+  - name: main
+    address: "127.0.0.1:0"
+    hsts: ""
+    tls:
+      min_version: "1.3"
+      certificates:
+        - cert: $WORK/pki/server-ecdsa.pem
+          key: $WORK/pki/server-ecdsa.key
+routes:
+  - name: all
+    upstream: up
+upstreams:
+  - name: up
+    targets: ["127.0.0.1:$UP_PORT"]
+    max_idle: 64
+EOF
+valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out.%p" \
+  "$BUILD_DIR/gerbang" --config "$WORK/gerbang.yaml" --ready-file "$WORK/ready" >"$WORK/gerbang.log" 2>&1 &
+GP=$!
+pids+=("$GP")
+for _ in $(seq 600); do grep -qx ready "$WORK/ready" 2>/dev/null && break; sleep 0.1; done
+grep -qx ready "$WORK/ready" 2>/dev/null || die "gerbang did not start under valgrind (see $WORK/gerbang.log)"
+PORT=$(awk '$1 == "listener" && $2 == "main" { print $3 }' "$WORK/ready")
+
+requests() { sed -n 's/^ *\([0-9][0-9]*\) requests in .*/\1/p'; }
+echo "| path | requests | instructions | instructions per request |"
+echo "|---|---:|---:|---:|"
+for path in $PATHS; do
+  wrk -t1 -c"$CONNS" -d3 "https://127.0.0.1:$PORT$path" >/dev/null
+  callgrind_control -z "$GP" >/dev/null 2>&1
+  n=$(wrk -t1 -c"$CONNS" -d"$DURATION" "https://127.0.0.1:$PORT$path" | requests)
+  dumps() { find "$WORK" -name 'callgrind.out.*.*' | wc -l; }
+  before=$(dumps)
+  callgrind_control -d "$GP" >/dev/null 2>&1
+  for _ in $(seq 100); do (($(dumps) > before)) && break; sleep 0.1; done
+  dump=$(ls -t "$WORK"/callgrind.out.*.* | head -1)
+  ir=$(sed -n 's/^\(summary\|totals\): *\([0-9]*\).*/\2/p' "$dump" | head -1)
+  [[ -n $n && $n -gt 0 && -n $ir ]] || die "no measurement for $path"
+  echo "| $path | $n | $ir | $((ir / n)) |"
+done
