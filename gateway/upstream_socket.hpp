@@ -64,38 +64,38 @@ class UpstreamSocket {
   // Completes with (error_code).
   template <class Token>
   auto async_connect(const tcp::endpoint& endpoint, Token&& token) {
-    return net::async_initiate<Token, void(error_code)>(
-        [](auto handler, std::shared_ptr<SocketDeadline> s, const tcp::endpoint& ep) {
-          s->begin_wait();
-          auto& sock = s->socket;
-          sock.async_connect(ep, DeadlineCompletion<decltype(handler)>{std::move(handler), std::move(s)});
-        },
-        token, state_, endpoint);
+    return with_deadline<void(error_code)>(
+        std::forward<Token>(token),
+        [](tcp::socket& s, const tcp::endpoint& ep, auto&& h) { s.async_connect(ep, std::move(h)); }, endpoint);
   }
 
   // Complete with (error_code, std::size_t), as the socket's own.
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
-    return net::async_initiate<Token, void(error_code, std::size_t)>(
-        [](auto handler, std::shared_ptr<SocketDeadline> s, const MutableBuffers& b) {
-          s->begin_wait();
-          auto& sock = s->socket;
-          sock.async_read_some(b, DeadlineCompletion<decltype(handler)>{std::move(handler), std::move(s)});
-        },
-        token, state_, buffers);
+    return with_deadline<void(error_code, std::size_t)>(
+        std::forward<Token>(token),
+        [](tcp::socket& s, const MutableBuffers& b, auto&& h) { s.async_read_some(b, std::move(h)); }, buffers);
   }
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
-    return net::async_initiate<Token, void(error_code, std::size_t)>(
-        [](auto handler, std::shared_ptr<SocketDeadline> s, const ConstBuffers& b) {
-          s->begin_wait();
-          auto& sock = s->socket;
-          sock.async_write_some(b, DeadlineCompletion<decltype(handler)>{std::move(handler), std::move(s)});
-        },
-        token, state_, buffers);
+    return with_deadline<void(error_code, std::size_t)>(
+        std::forward<Token>(token),
+        [](tcp::socket& s, const ConstBuffers& b, auto&& h) { s.async_write_some(b, std::move(h)); }, buffers);
   }
 
  private:
+  // Starts one of the socket's own operations, start(socket, arg, completion), under the deadline.
+  template <class Signature, class Token, class Start, class Arg>
+  auto with_deadline(Token&& token, Start start, const Arg& arg) {
+    return net::async_initiate<Token, Signature>(
+        [start](auto handler, std::shared_ptr<SocketDeadline> s, const Arg& a) {
+          s->begin_wait();
+          auto& sock = s->socket;
+          start(sock, a, DeadlineCompletion<decltype(handler)>{std::move(handler), std::move(s)});
+        },
+        token, state_, arg);
+  }
+
   std::shared_ptr<SocketDeadline> state_;  // shared with pending completions and the deadline's timer handler
 };
 
