@@ -478,10 +478,6 @@ net::awaitable<std::unique_ptr<ConnCore>> ClientConnection::run(bool fresh) {
     // The peer's address and port came from the accept (ConnCore).
     boost::system::error_code ec;
     peer_ip_ = peer_ip_addr_.to_string();
-    if (auto local = stream_.socket().local_endpoint(ec); !ec) {
-      local_ip_ = local.address().to_string();
-      local_port_ = local.port();
-    }
     peer_addr_ = to_ip(peer_ip_addr_);
     peer_trusted_ = gen_->trusted_proxy(peer_ip_addr_);
     stream_.socket().set_option(tcp::no_delay(true), ec);
@@ -540,9 +536,7 @@ net::awaitable<bool> ClientConnection::write_client(std::string_view bytes) {
 net::awaitable<void> ClientConnection::shutdown_tls() {
   stream_.expires_after(kTlsShutdownTimeout);
   co_await stream_.async_shutdown(use_nothrow);
-  boost::system::error_code ignored;
-  stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  stream_.close();
+  stream_.close();  // the FIN goes with the close (a shutdown() first was one more system call, and did no more)
 }
 
 net::awaitable<void> ClientConnection::reply_local(Reason reason, bool close, std::string_view extra_headers) {
@@ -1443,6 +1437,16 @@ net::awaitable<bool> ClientConnection::run_policies(std::size_t route_index, boo
   }
   rv.request_id = rec_.request_id;
   rv.peer_port = peer_port_;
+  const auto stages = gen_->policies->route_stages(route_index);
+  if (local_ip_.empty() && !stages.empty()) {
+    // The local address only matters to the policy stages (the WAF's SERVER_ADDR): asked of the kernel once
+    // per connection, and only when a route has stages.
+    boost::system::error_code ec;
+    if (auto local = stream_.socket().local_endpoint(ec); !ec) {
+      local_ip_ = local.address().to_string();
+      local_port_ = local.port();
+    }
+  }
   rv.local_address = local_ip_;
   rv.local_port = local_port_;
   rv.listener = listener_.name;
@@ -1457,7 +1461,7 @@ net::awaitable<bool> ClientConnection::run_policies(std::size_t route_index, boo
   policies::Verdict denial = gen_->policies->check_listener(li_, rv.client);
   std::string_view denied_by = "ipfilter";
   if (denial.is_next()) {
-    for (const policies::Stage* stage : gen_->policies->route_stages(route_index)) {
+    for (const policies::Stage* stage : stages) {
       if (stage->is_async()) {
         denial = co_await stage->on_request_head_async(pctx_);
       } else {

@@ -173,7 +173,8 @@ net::awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor, std::size_t li
   auto& counter = *shared_.listener_connections[listener];
   net::steady_timer backoff(*ioc_);
   for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
+    tcp::endpoint peer;  // from accept() itself: no getpeername() per connection
+    auto [ec, socket] = co_await acceptor.async_accept(peer, use_nothrow);
     if (ec) {
       if (ec == net::error::operation_aborted || draining_) {
         co_return;
@@ -197,14 +198,6 @@ net::awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor, std::size_t li
     }
     // Per-client-address cap: one address cannot take the listener's whole connection budget.
     const std::uint32_t per_ip_cap = wg->gen->config->listeners[listener].max_connections_per_ip;
-    boost::system::error_code pec;
-    const auto peer = socket.remote_endpoint(pec);
-    if (pec) {
-      counter.fetch_sub(1, std::memory_order_relaxed);
-      boost::system::error_code ignored;
-      socket.close(ignored);
-      continue;
-    }
     const bool per_ip = per_ip_cap != 0;
     if (per_ip && !shared_.per_ip.try_acquire(peer.address(), per_ip_cap)) {
       counter.fetch_sub(1, std::memory_order_relaxed);

@@ -176,7 +176,11 @@ class WafTest : public ::testing::Test {
     const std::string extra = gw_->write_file(
         "extra-rules.conf",
         "SecRule REQUEST_FILENAME \"@streq /a/layanan-lama\" "
-        "\"id:9100010,phase:1,t:none,log,redirect:https://portal.kota.go.id/layanan-baru\"\n");
+        "\"id:9100010,phase:1,t:none,log,redirect:https://portal.kota.go.id/layanan-baru\"\n"
+        // The engine is told the connection's local address and port (SERVER_ADDR, SERVER_PORT).
+        "SecRule REQUEST_FILENAME \"@streq /a/server-addr\" \"id:9100011,phase:1,t:none,log,deny,status:403,chain\"\n"
+        "  SecRule SERVER_ADDR \"@streq 127.0.0.1\" \"t:none,chain\"\n"
+        "  SecRule SERVER_PORT \"!@eq 0\" \"t:none\"\n");
     GatewayOptions o = waf_options();
     o.top = "waf:\n  extra_rule_files: [\"" + extra + "\"]\n";
     auto started = gw_->start(make_config(*pki_, upstream_->port(), o), {}, 90s);
@@ -342,6 +346,14 @@ TEST_F(WafTest, BlockedRequestIsLoggedWithItsRuleIdsAndCountedInMetrics) {
   EXPECT_THAT(rules, HasSubstr("949110")) << lines[0];
   EXPECT_THAT(lines[0], HasSubstr("\"status\":403")) << lines[0];
   EXPECT_THAT(lines[0], HasSubstr("\"reason\":\"waf.blocked\"")) << lines[0];
+}
+
+// A rule on SERVER_ADDR and SERVER_PORT (an extra rule: deny /a/server-addr when the engine was given
+// 127.0.0.1 and a non-zero port) sees the listener's side of the connection.
+TEST_F(WafTest, TheEngineIsGivenTheConnectionsLocalAddressAndPort) {
+  auto r = send("GET", "/a/server-addr");
+  EXPECT_EQ(r.status, 403u) << r.body;
+  EXPECT_EQ(send("GET", "/a/other").status, 200u);
 }
 
 TEST_F(WafTest, RedirectInterventionFromAnExtraRuleFileAnswers302WithLocation) {
