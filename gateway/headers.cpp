@@ -67,8 +67,6 @@ constexpr std::array<Named, 29> kNames{{
     {"host", Kind::host},
 }};
 
-constexpr char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
 // For each lower-case first letter, a bit set of the kNames rows that start with it.
 constexpr std::array<std::uint32_t, 26> make_index() noexcept {
   std::array<std::uint32_t, 26> index{};
@@ -80,17 +78,13 @@ constexpr std::array<std::uint32_t, 26> make_index() noexcept {
 constexpr std::array<std::uint32_t, 26> kIndex = make_index();
 static_assert(kNames.size() <= 32, "kIndex holds one bit per kNames row");
 
-bool starts_with_ci(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
 // One look at the first letter picks the few rows to compare (most fields, Content-Type, Date, ETag, match
 // none and cost a table lookup). Any `proxy-*` name is hop by hop.
 Kind classify(std::string_view name) noexcept {
   if (name.empty()) {
     return Kind::other;
   }
-  const char first = lower(name[0]);
+  const char first = ascii_lower(name[0]);
   if (first < 'a' || first > 'z') {
     return Kind::other;
   }
@@ -100,13 +94,13 @@ Kind classify(std::string_view name) noexcept {
       return n.kind;
     }
   }
-  if (first == 'p' && starts_with_ci(name, "proxy-")) {
+  if (first == 'p' && istarts_with(name, "proxy-")) {
     return Kind::hop_by_hop;
   }
   return Kind::other;
 }
 
-bool is_gerbang_namespace(std::string_view name) { return starts_with_ci(name, "x-gerbang-"); }
+bool is_gerbang_namespace(std::string_view name) { return istarts_with(name, "x-gerbang-"); }
 
 // The field names listed by the Connection fields of a head (RFC 9110 §7.6.1), gathered once per head
 // instead of once per field. Views into the head.
@@ -289,8 +283,8 @@ void build_upstream_request_head(std::string& out, std::string_view method, std:
 
 void build_client_response_head(std::string& out, std::span<const Field> in_fields, const ResponseHeadInfo& info) {
   // The status is 100-599 (scan_response_head checked): three digits.
-  const char digits[3] = {static_cast<char>('0' + info.status / 100 % 10), static_cast<char>('0' + info.status / 10 % 10),
-                          static_cast<char>('0' + info.status % 10)};
+  const char digits[3] = {static_cast<char>('0' + info.status / 100 % 10),
+                          static_cast<char>('0' + info.status / 10 % 10), static_cast<char>('0' + info.status % 10)};
   out.append("HTTP/1.1 "sv).append(digits, 3).append(" "sv).append(info.reason).append("\r\n"sv);
   const ConnectionTokens nominated = connection_tokens(in_fields);
   for (const auto& f : in_fields) {

@@ -88,10 +88,6 @@ constexpr bool is(char c, CharClass k) noexcept {
   return (kCharClasses[static_cast<unsigned char>(c)] & k) != 0;
 }
 
-constexpr char ascii_lower(char c) noexcept {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
 // ---- Eight bytes at a time (the scans' fast paths) ---------------------------------------------------------
 
 constexpr std::uint64_t kEachByte = 0x0101010101010101ULL;
@@ -121,10 +117,8 @@ constexpr std::size_t first_flagged(std::uint64_t mask) noexcept {
 }
 
 // Nonzero exactly when some byte of v equals b.
-constexpr std::uint64_t has_byte(std::uint64_t v, unsigned b) noexcept { return has_byte_below(v ^ (kEachByte * b), 1); }
-
-bool istarts_with(std::string_view s, std::string_view prefix) noexcept {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+constexpr std::uint64_t has_byte(std::uint64_t v, unsigned b) noexcept {
+  return has_byte_below(v ^ (kEachByte * b), 1);
 }
 
 bool all_digits(std::string_view s) noexcept {
@@ -569,6 +563,10 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
     if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
   }
   return true;
+}
+
+bool istarts_with(std::string_view s, std::string_view prefix) noexcept {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
 
 }  // namespace gerbang::gateway

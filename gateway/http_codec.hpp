@@ -81,7 +81,15 @@ HeadScan scan_request_head(std::string_view bytes, const HeadLimits& limits) noe
 // no CL and no TE is `until_close`. The caller handles 1xx/204/304 and responses to HEAD (no body).
 HeadScan scan_response_head(std::string_view bytes, const HeadLimits& limits) noexcept;
 
+// ASCII lower case (header names and tokens are ASCII; other bytes stay as they are).
+constexpr char ascii_lower(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
 // Case-insensitive ASCII comparison for header names and tokens.
 bool iequals(std::string_view a, std::string_view b) noexcept;
+
+// Whether `s` starts with `prefix`, ASCII case-insensitively.
+bool istarts_with(std::string_view s, std::string_view prefix) noexcept;
 
 }  // namespace gerbang::gateway

@@ -94,16 +94,16 @@ net::awaitable<std::pair<std::unique_ptr<UpstreamConn>, ConnectError>> UpstreamP
   auto& t = targets_[target];
   auto conn = std::make_unique<UpstreamConn>();
   conn->target = target;
-  auto tcp_stream = std::make_unique<UpstreamSocket>(ioc_);
-  tcp_stream->expires_after(config_.connect_timeout);
-  auto [ec] = co_await tcp_stream->async_connect(t.endpoint, use_nothrow);
+  auto stream = std::make_unique<UpstreamSocket>(ioc_);
+  stream->expires_after(config_.connect_timeout);
+  auto [ec] = co_await stream->async_connect(t.endpoint, use_nothrow);
   if (ec) {
     co_return std::pair{nullptr, ec == beast::error::timeout ? ConnectError::timeout : ConnectError::connect_failed};
   }
   boost::system::error_code ignored;
-  tcp_stream->socket().set_option(tcp::no_delay(true), ignored);
+  stream->socket().set_option(tcp::no_delay(true), ignored);
   if (tls_ != nullptr) {
-    conn->tls = std::make_unique<UpstreamTlsStream>(std::move(*tcp_stream), const_cast<UpstreamTls*>(tls_)->context());
+    conn->tls = std::make_unique<UpstreamTlsStream>(std::move(*stream), const_cast<UpstreamTls*>(tls_)->context());
     if (!tls_->prepare(conn->tls->native_handle(), t.host)) {
       co_return std::pair{nullptr, ConnectError::tls_failed};
     }
@@ -114,7 +114,7 @@ net::awaitable<std::pair<std::unique_ptr<UpstreamConn>, ConnectError>> UpstreamP
       co_return std::pair{nullptr, hec == beast::error::timeout ? ConnectError::timeout : ConnectError::tls_failed};
     }
   } else {
-    conn->tcp = std::move(tcp_stream);
+    conn->tcp = std::move(stream);
   }
   ++t.active;
   stats_.pool_active.inc();
