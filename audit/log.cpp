@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -155,6 +157,7 @@ struct Log::Impl {
   std::uint64_t seg_id = 0;         // current (or last) segment id; 0 = none yet
   std::uint64_t seg_offset = 0;     // bytes of tree frames written to the current segment (header included)
   std::uint64_t seg_synced = 0;     // of which durable
+  std::uint64_t seg_file_end = 0;   // the current segment's file size: seg_offset, then zero bytes
   bool need_new_segment = true;
   std::string unsynced;             // batched: frames in [seg_synced, seg_offset), rewritten after a failure
   std::uint64_t unsynced_count = 0;
@@ -191,6 +194,7 @@ struct Log::Impl {
   void run();
   void write_batch(std::vector<Item>& items);
   bool open_new_segment(std::string& why);
+  std::uint64_t zero_fill_ahead(int fd, std::uint64_t file_end, std::uint64_t end) const;
   void segment_failed(const std::string& what, int err);
   bool sync_segment();
   void flush_leaves();
@@ -236,7 +240,7 @@ bool Log::Impl::recover(std::vector<std::string>& notes, std::string& rotated_fr
   if (!segs.empty() && !segs.back().header) {
     drop_last_segment = segs.back().path;
     segs.pop_back();
-    if (!segs.empty()) segs.back().valid_end = segs.back().file_size;
+    if (!segs.empty()) segs.back().valid_end = segs.back().data_end;
   }
   for (const auto& s : segs) {
     if (!s.header) {
@@ -337,7 +341,7 @@ bool Log::Impl::recover(std::vector<std::string>& notes, std::string& rotated_fr
         }
         trim = std::make_pair(scan.segment_pos(), scan.frame_offset());
         notes.push_back("torn tail: dropped " +
-                        std::to_string(segs[scan.segment_pos()].file_size - scan.frame_offset()) + " bytes (" + why +
+                        std::to_string(segs[scan.segment_pos()].data_end - scan.frame_offset()) + " bytes (" + why +
                         ") from " + scan.where() + " after leaf " + std::to_string(frontier.size()));
         break;
       }
@@ -413,7 +417,12 @@ bool Log::Impl::recover(std::vector<std::string>& notes, std::string& rotated_fr
       return false;
     }
     ::close(fd);
-    segs[trim->first].valid_end = segs[trim->first].file_size = trim->second;
+    segs[trim->first].valid_end = segs[trim->first].data_end = segs[trim->first].file_size = trim->second;
+  }
+  if (!segs.empty() && segs.back().file_size > segs.back().valid_end) {
+    // The zero bytes the previous run wrote ahead of its frames (best effort: readers skip them anyway).
+    if (::truncate(segs.back().path.c_str(), static_cast<off_t>(segs.back().valid_end)) == 0)
+      segs.back().file_size = segs.back().valid_end;
   }
   if (drop_last_segment) {
     if (::unlink(drop_last_segment->c_str()) != 0) {
@@ -474,6 +483,39 @@ void Log::Impl::flush_leaves() {
   // On failure the hashes stay pending and are retried with the next batch; proofs that need them fail.
 }
 
+// A segment is zero-filled ahead of its frames, a chunk at a time, so that most batches overwrite bytes the
+// file already has: their fdatasync then writes the data alone, not the inode's new size as well (on this
+// machine's ext4, 123 instead of 232 µs and 43 instead of 96 µs of CPU per 8 KiB batch). Readers leave a
+// segment's trailing zero bytes out (files::SegmentFile::data_end). The file of `fd` is `file_end` bytes
+// long and its frames end at `end`; it grows to the chunk boundary after `end`, but not past segment_bytes
+// (after that the segment is rotated). Returns the file's size. Best effort: if the zeros cannot be written
+// (disk full), the file keeps just the frames.
+std::uint64_t Log::Impl::zero_fill_ahead(int fd, std::uint64_t file_end, std::uint64_t end) const {
+  constexpr std::uint64_t chunk = 1U << 20;
+  static const std::array<char, 64 * 1024> zeros{};
+  file_end = std::max(file_end, end);
+  const std::uint64_t target = std::min((end + chunk - 1) / chunk * chunk, std::max(end, opt.segment_bytes));
+  std::array<iovec, chunk / zeros.size()> iov{};
+  std::uint64_t at = file_end;
+  while (at < target) {
+    std::size_t n = 0;
+    std::uint64_t bytes = 0;
+    for (; n < iov.size() && at + bytes < target; ++n) {
+      const auto len = static_cast<std::size_t>(std::min<std::uint64_t>(zeros.size(), target - at - bytes));
+      iov[n] = iovec{const_cast<char*>(zeros.data()), len};
+      bytes += len;
+    }
+    const ssize_t w = ::pwritev(fd, iov.data(), static_cast<int>(n), static_cast<off_t>(at));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      ::ftruncate(fd, static_cast<off_t>(file_end));  // give the space back; the frames stay
+      return file_end;
+    }
+    at += static_cast<std::uint64_t>(w);
+  }
+  return std::max(file_end, target);
+}
+
 bool Log::Impl::open_new_segment(std::string& why) {
   const std::uint64_t id = seg_id + 1;
   const std::string p = path(files::segment_name(id));
@@ -487,6 +529,7 @@ bool Log::Impl::open_new_segment(std::string& why) {
   bool ok = fd >= 0;
   if (!ok) err = errno;
   ok = ok && write_all_at(fd, data.data(), data.size(), 0, err);
+  const std::uint64_t file_end = ok ? zero_fill_ahead(fd, data.size(), data.size()) : 0;
   if (ok && ::fdatasync(fd) != 0) {
     err = errno;
     ok = false;
@@ -506,6 +549,7 @@ bool Log::Impl::open_new_segment(std::string& why) {
   seg_fd = fd;
   seg_id = id;
   seg_offset = seg_synced = data.size();
+  seg_file_end = file_end;
   unsynced.clear();
   unsynced_count = 0;
   need_new_segment = false;
@@ -588,6 +632,8 @@ void Log::Impl::write_batch(std::vector<Item>& items) {
     segment_failed("write to " + files::segment_name(seg_id), err);
     return fail_all();
   }
+  if (seg_offset + frames.size() > seg_file_end)
+    seg_file_end = zero_fill_ahead(seg_fd, seg_file_end, seg_offset + frames.size());
   if (strict) {
     if (::fdatasync(seg_fd) != 0) {
       segment_failed("fdatasync of " + files::segment_name(seg_id), errno);
@@ -726,6 +772,11 @@ void Log::Impl::run() {
       std::lock_guard lk(mu);
       if (queue.empty()) break;
     }
+  }
+  // A closed log's last segment ends with its last frame (best effort: readers skip zero bytes anyway).
+  if (seg_fd >= 0 && !need_new_segment && seg_file_end > seg_offset &&
+      ::ftruncate(seg_fd, static_cast<off_t>(seg_offset)) == 0) {
+    seg_file_end = seg_offset;
   }
 }
 

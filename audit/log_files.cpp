@@ -91,6 +91,34 @@ void append_frame(std::string& out, std::string_view record) {
   out.append(record);
 }
 
+namespace {
+
+// Where the bytes of a segment of `size` bytes end once its trailing zero bytes are left out (read
+// backwards), never below the header's end (its CRC may end in zero bytes).
+bool data_end(int fd, std::uint64_t size, std::uint64_t& end) {
+  const std::uint64_t floor = std::min<std::uint64_t>(size, segment_header_bytes);
+  std::array<std::uint8_t, 64 * 1024> buf{};
+  end = size;
+  while (end > floor) {
+    const std::uint64_t start = end - std::min<std::uint64_t>(end - floor, buf.size());
+    const auto want = static_cast<std::size_t>(end - start);
+    const ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(start));
+    if (n < 0 && errno == EINTR) continue;
+    if (n != static_cast<ssize_t>(want)) {
+      if (n >= 0) errno = EIO;
+      return false;
+    }
+    std::size_t k = want;
+    while (k > 0 && buf[k - 1] == 0) --k;
+    end = start + k;
+    if (k > 0) return true;
+  }
+  end = std::max(end, floor);
+  return true;
+}
+
+}  // namespace
+
 bool list_segments(const std::string& dir, std::vector<SegmentFile>& out, std::string& error) {
   out.clear();
   DIR* d = ::opendir(dir.c_str());
@@ -119,10 +147,16 @@ bool list_segments(const std::string& dir, std::vector<SegmentFile>& out, std::s
     f.file_size = static_cast<std::uint64_t>(st.st_size);
     std::array<std::uint8_t, segment_header_bytes> h{};
     if (::pread(fd, h.data(), h.size(), 0) == static_cast<ssize_t>(h.size())) f.header = decode_segment_header(h);
+    const bool ok = data_end(fd, f.file_size, f.data_end);
+    const int err = errno;
     ::close(fd);
+    if (!ok) {
+      error = "cannot read " + f.path + ": " + errno_text(err);
+      return false;
+    }
   }
   for (std::size_t i = 0; i < out.size(); ++i) {
-    out[i].valid_end = out[i].file_size;
+    out[i].valid_end = out[i].data_end;
     if (i + 1 < out.size() && out[i + 1].header) out[i].valid_end = out[i + 1].header->prev_valid_bytes;
   }
   return true;

@@ -45,8 +45,11 @@ struct SegmentFile {
   std::uint64_t id = 0;
   std::string path;
   std::uint64_t file_size = 0;
+  // file_size without the zero bytes that end the file (space the writer zero-filled ahead of its frames;
+  // a record ends in '}', never in a zero byte), but never inside the 32-byte header.
+  std::uint64_t data_end = 0;
   std::optional<SegmentHeader> header;  // nullopt: missing or damaged header
-  // Where this segment's tree frames end: the next segment's prev_valid_bytes, or file_size for the last.
+  // Where this segment's tree frames end: the next segment's prev_valid_bytes, or data_end for the last.
   std::uint64_t valid_end = 0;
 };
 

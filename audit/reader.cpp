@@ -28,7 +28,7 @@ ReadResult read_from(const std::string& dir, Position& pos, const RecordFilter* 
   if (!files::list_segments(dir, segs, error)) return ReadResult::error;
   if (!segs.empty() && !segs.back().header) {
     segs.pop_back();  // being created (or a torn creation)
-    if (!segs.empty()) segs.back().valid_end = segs.back().file_size;
+    if (!segs.empty()) segs.back().valid_end = segs.back().data_end;
   }
   if (segs.empty()) return ReadResult::ok;
   std::size_t start = 0;

@@ -49,7 +49,7 @@ bool load_segments(const std::string& dir, std::vector<files::SegmentFile>& segs
       if (i + 1 == segs.size()) {
         // A segment whose creation was torn by a crash: nothing of it was ever acknowledged.
         segs.pop_back();
-        if (!segs.empty()) segs.back().valid_end = segs.back().file_size;
+        if (!segs.empty()) segs.back().valid_end = segs.back().data_end;
         return true;
       }
       error = name + ":0: damaged segment header";

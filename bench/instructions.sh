@@ -8,7 +8,10 @@
 # Kernel time (system calls, the network stack) is not counted: bench/run.sh measures that.
 #
 # Environment: BUILD_DIR (./build), PATHS ("/small /16k": 100-byte and 16 KiB responses), CONNS (16),
-# DURATION (10 seconds per measured run), KEEP_TMP (1 = keep the work directory and callgrind's output).
+# DURATION (10 seconds per measured run), KEEP_TMP (1 = keep the work directory and callgrind's output),
+# FEATURE (none; audit-strict or audit-batched: the signed audit log on, in the work directory; waf: the WAF
+# at paranoia 1 in block mode, and wrk sends the browser-like headers bench/run.sh's WAF scenarios send).
+# The audit log's writer thread is counted too (callgrind counts every thread); fsync's kernel time is not.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -18,10 +21,12 @@ PATHS=${PATHS:-"/small /16k"}
 CONNS=${CONNS:-16}
 DURATION=${DURATION:-10}
 KEEP_TMP=${KEEP_TMP:-0}
+FEATURE=${FEATURE:-none}
 
 log() { printf '[instructions %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+case $FEATURE in none | audit-strict | audit-batched | waf) ;; *) die "FEATURE must be none, audit-strict, audit-batched or waf" ;; esac
 for v in CONNS DURATION; do [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"; done
 missing=()
 command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
@@ -93,11 +98,28 @@ listeners:
 routes:
   - name: all
     upstream: up
+$(if [[ $FEATURE == waf ]]; then printf '    waf: {mode: block, paranoia: 1}\n'; fi)
 upstreams:
   - name: up
     targets: ["127.0.0.1:$UP_PORT"]
     max_idle: 64
 EOF
+if [[ $FEATURE == audit-* ]]; then
+  mkdir -p "$WORK/audit"
+  "$BUILD_DIR/gerbangctl" keys generate --out "$WORK/audit/audit.key" --name bench.audit/gw >/dev/null
+  cat >>"$WORK/gerbang.yaml" <<EOF
+audit:
+  dir: $WORK/audit/log
+  origin: bench.audit/gw
+  key: $WORK/audit/audit.key
+  durability: ${FEATURE#audit-}
+EOF
+fi
+wrk_args=()
+if [[ $FEATURE == waf ]]; then
+  wrk_args=(-H "Host: localhost" -H "User-Agent: Mozilla/5.0 (X11; Linux x86_64) gerbang-bench/1"
+    -H "Accept: application/json, */*" -H "Accept-Language: id-ID,id;q=0.9,en;q=0.8")
+fi
 valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out.%p" \
   "$BUILD_DIR/gerbang" --config "$WORK/gerbang.yaml" --ready-file "$WORK/ready" >"$WORK/gerbang.log" 2>&1 &
 GP=$!
@@ -110,9 +132,9 @@ requests() { sed -n 's/^ *\([0-9][0-9]*\) requests in .*/\1/p'; }
 echo "| path | requests | instructions | instructions per request |"
 echo "|---|---:|---:|---:|"
 for path in $PATHS; do
-  wrk -t1 -c"$CONNS" -d3 "https://127.0.0.1:$PORT$path" >/dev/null
+  wrk -t1 -c"$CONNS" -d3 "${wrk_args[@]}" "https://127.0.0.1:$PORT$path" >/dev/null
   callgrind_control -z "$GP" >/dev/null 2>&1
-  n=$(wrk -t1 -c"$CONNS" -d"$DURATION" "https://127.0.0.1:$PORT$path" | requests)
+  n=$(wrk -t1 -c"$CONNS" -d"$DURATION" "${wrk_args[@]}" "https://127.0.0.1:$PORT$path" | requests)
   dumps() { find "$WORK" -name 'callgrind.out.*.*' | wc -l; }
   before=$(dumps)
   callgrind_control -d "$GP" >/dev/null 2>&1

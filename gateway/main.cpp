@@ -115,5 +115,6 @@ int main(int argc, char** argv) {
   spdlog::set_level(to_spdlog(gen->config->log.level));
   spdlog::info("gerbang {}, allocator: {}", GERBANG_VERSION, allocator_name());
   std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGXFSZ, SIG_IGN);  // a file-size limit is a failed write (EFBIG), as a full disk is
   return gerbang::gateway::run_server(gen, gerbang::gateway::ServerOptions{ready_file, config_path});
 }

@@ -348,6 +348,96 @@ TEST_F(AuditLog, TornTailAfterLastCheckpointIsTrimmedAndRecorded) {
   EXPECT_EQ(recs[24].kind, RecordKind::start);
 }
 
+// The writer zero-fills a segment ahead of its frames (so most fdatasyncs do not change the file's size).
+// A log copied while it is open — what a crash leaves — has that zero tail: verify, the reader and the
+// next open all take the frames and skip the zeros; the next open and a clean close trim them.
+TEST_F(AuditLog, ZeroFilledSegmentTailIsSkippedByReadersAndTrimmed) {
+  auto log = open_log();
+  ASSERT_TRUE(log);
+  for (std::uint64_t i = 0; i < 50; ++i) ASSERT_TRUE(append_wait(*log, exchange_record(i)).ok);
+  ASSERT_TRUE(log->checkpoint_now());
+  std::vector<files::SegmentFile> segs;
+  std::string error;
+  ASSERT_TRUE(files::list_segments(dir_, segs, error)) << error;
+  ASSERT_EQ(segs.size(), 1U);
+  EXPECT_EQ(segs[0].file_size, 1U << 20);  // one chunk, zero-filled
+  EXPECT_LT(segs[0].data_end, segs[0].file_size);
+  EXPECT_EQ(segs[0].valid_end, segs[0].data_end);
+  const std::string bytes = read_file(segs[0].path);
+  EXPECT_EQ(bytes.find_first_not_of('\0', segs[0].data_end), std::string::npos);
+  EXPECT_EQ(bytes[segs[0].data_end - 1], '}');  // the last record's last byte
+
+  const std::string crash = tmp_.path() + "/crash";
+  std::filesystem::copy(dir_, crash, std::filesystem::copy_options::recursive);
+  auto rep = verify(crash, std::vector<std::string>{vkey_});
+  EXPECT_TRUE(rep.ok) << rep.first_error;
+  EXPECT_TRUE(rep.warnings.empty()) << rep.warnings.front();
+  EXPECT_EQ(rep.records, 51U);
+  std::uint64_t n = 0;
+  ASSERT_TRUE(for_each_record(crash, {}, [&](std::uint64_t, std::string_view, const Record&) { return ++n > 0; },
+                              error))
+      << error;
+  EXPECT_EQ(n, 51U);
+
+  log->close();  // a clean close leaves no zeros
+  ASSERT_TRUE(files::list_segments(dir_, segs, error)) << error;
+  EXPECT_EQ(segs[0].file_size, segs[0].data_end);
+  EXPECT_TRUE(verify_now().ok);
+
+  auto again = Log::open(options_for(crash, key_file_), error);  // after the "crash"
+  ASSERT_TRUE(again) << error;
+  ASSERT_TRUE(append_wait(*again, exchange_record(50)).ok);
+  again->close();
+  ASSERT_TRUE(files::list_segments(crash, segs, error)) << error;
+  ASSERT_EQ(segs.size(), 2U);
+  EXPECT_EQ(segs[0].file_size, segs[0].data_end);  // trimmed on open
+  EXPECT_EQ(segs[0].file_size, segs[1].header->prev_valid_bytes);
+  rep = verify(crash, std::vector<std::string>{vkey_});
+  EXPECT_TRUE(rep.ok) << rep.first_error;
+  EXPECT_EQ(rep.records, 51U + 2U);  // + start, the new exchange
+}
+
+// A crash inside a batch's write leaves part of a frame where zeros were: a torn tail like any other.
+TEST_F(AuditLog, TornFrameInTheZeroFilledTailIsTrimmed) {
+  auto log = open_log();
+  ASSERT_TRUE(log);
+  for (std::uint64_t i = 0; i < 20; ++i) ASSERT_TRUE(append_wait(*log, exchange_record(i)).ok);
+  ASSERT_TRUE(log->checkpoint_now());
+  const std::string crash = tmp_.path() + "/crash";
+  std::filesystem::copy(dir_, crash, std::filesystem::copy_options::recursive);
+  log->close();
+  std::vector<files::SegmentFile> segs;
+  std::string error;
+  ASSERT_TRUE(files::list_segments(crash, segs, error)) << error;
+  std::string bytes = read_file(segs.back().path);
+  std::string torn;
+  files::append_frame(torn, encode(exchange_record(100)));
+  torn.resize(torn.size() / 2);
+  const std::size_t at = segs.back().data_end;
+  ASSERT_LT(at + torn.size(), bytes.size());
+  bytes.replace(at, torn.size(), torn);
+  write_file(segs.back().path, bytes);
+
+  const auto before = verify(crash, std::vector<std::string>{vkey_});
+  EXPECT_TRUE(before.ok) << before.first_error;
+  EXPECT_FALSE(before.warnings.empty());
+  auto again = Log::open(options_for(crash, key_file_), error);
+  ASSERT_TRUE(again) << error;
+  again->close();
+  const auto rep = verify(crash, std::vector<std::string>{vkey_});
+  EXPECT_TRUE(rep.ok) << rep.first_error;
+  EXPECT_TRUE(rep.warnings.empty());
+  std::map<std::uint64_t, Record> recs;
+  ASSERT_TRUE(for_each_record(crash, {}, [&](std::uint64_t i, std::string_view, const Record& r) {
+    recs[i] = r;
+    return true;
+  }, error)) << error;
+  ASSERT_EQ(recs.size(), 21U + 2U);  // + recovery, start
+  EXPECT_EQ(recs[21].kind, RecordKind::recovery);
+  EXPECT_NE(recs[21].detail.find("dropped " + std::to_string(torn.size()) + " bytes"), std::string::npos)
+      << recs[21].detail;
+}
+
 TEST_F(AuditLog, DamageInsideTheSignedPrefixRefusesToOpen) {
   {
     auto log = open_log();
