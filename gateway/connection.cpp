@@ -302,11 +302,10 @@ struct ConnCore {
   bool per_ip;
   ServerTlsStream stream;
   std::list<Worker::ConnEntry>::iterator reg;
-  TlsInfo tls;
+  TlsSummary tls;
   std::string peer_ip;
   bool peer_trusted = false;
-  policies::PeerCertificate peer_cert;
-  bool has_peer_cert = false;
+  std::unique_ptr<const policies::PeerCertificate> peer_cert;  // a verified client certificate, or null
   policies::IpAddress peer_addr;
   net::ip::address peer_ip_addr;
   std::uint16_t peer_port = 0;
@@ -333,7 +332,6 @@ class ClientConnection {
         peer_ip_(core_->peer_ip),
         peer_trusted_(core_->peer_trusted),
         peer_cert_(core_->peer_cert),
-        has_peer_cert_(core_->has_peer_cert),
         peer_addr_(core_->peer_addr),
         peer_ip_addr_(core_->peer_ip_addr),
         peer_port_(core_->peer_port),
@@ -377,7 +375,7 @@ class ClientConnection {
   ServerTlsStream& stream_;
   beast::flat_buffer buf_;
   std::list<Worker::ConnEntry>::iterator& reg_;
-  TlsInfo& tls_;
+  TlsSummary& tls_;
   std::string& peer_ip_;
   bool& peer_trusted_;
   std::string out_;  // scratch for heads and local replies (capacity reused)
@@ -403,8 +401,7 @@ class ClientConnection {
   // Policy stages.
   policies::RequestContext pctx_;
   std::vector<policies::HeaderField> header_views_;
-  policies::PeerCertificate& peer_cert_;
-  bool& has_peer_cert_;
+  std::unique_ptr<const policies::PeerCertificate>& peer_cert_;
   policies::IpAddress& peer_addr_;
   net::ip::address& peer_ip_addr_;
   std::uint16_t& peer_port_;
@@ -458,15 +455,14 @@ net::awaitable<bool> ClientConnection::handshake() {
     co_return false;
   }
   ls.tls_handshakes.inc();
-  tls_ = describe_tls(stream_.native_handle());
-  if (tls_.peer) {
-    peer_cert_.subject = tls_.peer->subject;
-    peer_cert_.fingerprint_sha256 = tls_.peer->fingerprint_sha256;
-    peer_cert_.dns = tls_.peer->dns;
-    peer_cert_.uris = tls_.peer->uris;
-    peer_cert_.emails = tls_.peer->emails;
-    has_peer_cert_ = true;
+  TlsInfo info = describe_tls(stream_.native_handle());
+  if (info.peer) {
+    PeerIdentity& id = *info.peer;
+    peer_cert_ = std::make_unique<const policies::PeerCertificate>(policies::PeerCertificate{
+        std::move(id.subject), std::move(id.fingerprint_sha256), std::move(id.dns), std::move(id.uris),
+        std::move(id.emails)});
   }
+  tls_ = std::move(static_cast<TlsSummary&>(info));
   if (tls_.resumed) {
     ls.tls_resumed.inc();
   }
@@ -763,8 +759,8 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
   rec_.tls_version = tls_.version;
   rec_.tls_cipher = tls_.cipher;
   rec_.sni = tls_.sni;
-  if (tls_.peer) {
-    rec_.client_cert_sha256 = tls_.peer->fingerprint_sha256;
+  if (peer_cert_) {
+    rec_.client_cert_sha256 = peer_cert_->fingerprint_sha256;
   }
   expect_continue_ = continue_sent_ = has_body_ = body_consumed_ = false;
   opened_index_.reset();
@@ -1453,7 +1449,7 @@ net::awaitable<bool> ClientConnection::run_policies(std::size_t route_index, boo
   rv.listener_index = li_;
   rv.route = cfg_.routes[route_index].name;
   rv.route_index = route_index;
-  rv.client_cert = has_peer_cert_ ? &peer_cert_ : nullptr;
+  rv.client_cert = peer_cert_.get();
   rv.now = std::chrono::system_clock::now();
 
   // No coroutine lambdas here: GCC 12 mishandles `co_return co_await lambda(...)` frames (seen as a bad
@@ -1513,8 +1509,9 @@ void park(std::unique_ptr<ConnCore> core) {
   core->reg->idle = true;
   ServerTlsStream& stream = core->stream;
   stream.expires_after(core->wg->gen->config->timeouts.keepalive_idle);
-  stream.async_wait_readable([core = std::move(core)](boost::system::error_code ec, std::size_t n) mutable {
-    if (ec || n == 0) {
+  // Readable may also mean the peer closed: the new ClientConnection's first read sees it and ends quietly.
+  stream.async_wait_idle([core = std::move(core)](boost::system::error_code ec) mutable {
+    if (ec) {
       if (ec == net::error::operation_aborted || ec == beast::error::timeout) {
         boost::system::error_code ignored;
         core->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);

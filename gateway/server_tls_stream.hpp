@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <memory>
 
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -72,6 +73,20 @@ class ServerTlsStream {
   }
   unsigned char first_byte() const noexcept;
 
+  // Waits until the socket is readable, under the deadline like every wait, for a connection idle between
+  // requests (its last read found nothing, so OpenSSL holds no bytes to read). A plain socket wait, not a
+  // composed operation, allocated at its exact size: it is all an idle connection holds besides its state.
+  // The handler gets the error code only (timeout past the deadline).
+  template <class Handler>
+  void async_wait_idle(Handler&& handler) {
+    begin_idle_wait();
+    socket().async_wait(tcp::socket::wait_read,
+                        net::bind_allocator(ExactAllocator<void>{},
+                                            [this, h = std::forward<Handler>(handler)](error_code ec) mutable {
+                                              std::move(h)(end_idle_wait(ec));
+                                            }));
+  }
+
   // Completes with (error_code). TLS alerts and failures come back in net::error::get_ssl_category().
   template <class Token>
   auto async_handshake(Token&& token) {
@@ -120,6 +135,9 @@ class ServerTlsStream {
   }
 
  private:
+  void begin_idle_wait();
+  error_code end_idle_wait(error_code ec) noexcept;
+
   // One operation: the OpenSSL step, then a wait on the socket whenever OpenSSL asks for one, until done.
   class OpState {
    public:

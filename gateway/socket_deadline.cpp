@@ -1,5 +1,6 @@
 #include "gateway/socket_deadline.hpp"
 
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/beast/core/error.hpp>
 
 namespace gerbang::gateway {
@@ -48,7 +49,8 @@ void SocketDeadline::start_timer(time_point at) {
   armed_ = at;
   timer_pending_ = true;
   timer_.expires_at(at);  // a superseded wait ends with operation_aborted
-  timer_.async_wait([self = shared_from_this(), at](boost::system::error_code ec) {
+  // Exactly sized (ExactAllocator): an idle connection's timer wait lives as long as the connection idles.
+  timer_.async_wait(net::bind_allocator(ExactAllocator<void>{}, [self = shared_from_this(), at](boost::system::error_code ec) {
     if (ec || self->armed_ != at) {
       return;
     }
@@ -64,7 +66,7 @@ void SocketDeadline::start_timer(time_point at) {
     self->timed_out_ = true;
     boost::system::error_code ignored;
     self->socket.close(ignored);
-  });
+  }));
 }
 
 }  // namespace gerbang::gateway
