@@ -30,6 +30,7 @@
 #include "gateway/http_codec.hpp"
 #include "gateway/problem.hpp"
 #include "gateway/server_tls_stream.hpp"
+#include "gateway/socket_deadline.hpp"
 #include "gateway/worker.hpp"
 #include "audit/log.hpp"
 #include "audit/record.hpp"
@@ -287,7 +288,7 @@ struct ConnCore {
         stream(std::move(socket), wg->gen->listener_tls[listener]->context().native_handle()),
         peer_ip_addr(peer.address()),
         peer_port(peer.port()) {
-    reg = w.register_connection(&stream.socket());
+    reg = w.register_connection(&stream.socket(), &stream.deadline());
   }
   ~ConnCore() {
     w.unregister_connection(reg);
@@ -1508,9 +1509,12 @@ namespace {
 void park(std::unique_ptr<ConnCore> core) {
   core->reg->idle = true;
   ServerTlsStream& stream = core->stream;
-  stream.expires_after(core->wg->gen->config->timeouts.keepalive_idle);
+  const auto now = std::chrono::steady_clock::now();
+  core->reg->parked_since = now;  // past Worker::kIdleSweepInterval, the worker's sweep keeps the deadline
+  stream.deadline().expires_at(now + core->wg->gen->config->timeouts.keepalive_idle);
   // Readable may also mean the peer closed: the new ClientConnection's first read sees it and ends quietly.
   stream.async_wait_idle([core = std::move(core)](boost::system::error_code ec) mutable {
+    core->reg->parked_since = std::chrono::steady_clock::time_point::max();
     if (ec) {
       if (ec == net::error::operation_aborted || ec == beast::error::timeout) {
         boost::system::error_code ignored;

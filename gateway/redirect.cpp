@@ -16,7 +16,7 @@ net::awaitable<void> serve_redirect(Worker& worker, tcp::socket socket, std::siz
   const auto& gen = wg->gen;
   const auto& cfg = *gen->config;
   TcpStream stream(std::move(socket));
-  auto reg = worker.register_connection(&stream.socket());
+  auto reg = worker.register_connection(&stream.socket(), nullptr);
   struct Unregister {
     Worker& w;
     std::list<Worker::ConnEntry>::iterator it;

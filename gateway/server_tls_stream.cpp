@@ -126,6 +126,8 @@ ServerTlsStream::TryRead ServerTlsStream::try_read(void* data, std::size_t size,
 
 tcp::socket& ServerTlsStream::OpState::socket_of(Impl* impl) noexcept { return impl->socket; }
 
+SocketDeadline& ServerTlsStream::deadline() noexcept { return *impl_; }
+
 void ServerTlsStream::begin_idle_wait() { impl_->begin_wait(); }
 
 ServerTlsStream::error_code ServerTlsStream::end_idle_wait(error_code ec) noexcept { return impl_->end_wait(ec); }

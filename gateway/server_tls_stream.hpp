@@ -29,6 +29,8 @@ typedef struct ssl_ctx_st SSL_CTX;
 
 namespace gerbang::gateway {
 
+class SocketDeadline;
+
 class ServerTlsStream {
  private:
   struct Impl;
@@ -54,6 +56,7 @@ class ServerTlsStream {
   executor_type get_executor() noexcept;
   tcp::socket& socket() noexcept;
   SSL* native_handle() const noexcept;
+  SocketDeadline& deadline() noexcept;
 
   // The deadline for the waits of the operations that follow.
   void expires_after(std::chrono::steady_clock::duration d);

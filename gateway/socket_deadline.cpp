@@ -34,6 +34,25 @@ void SocketDeadline::close() noexcept {
   timer_pending_ = false;
 }
 
+void SocketDeadline::release_timer() noexcept {
+  if (!timer_pending_) {
+    return;
+  }
+  timer_pending_ = false;
+  armed_ = time_point::max();  // the cancelled wait's handler sees armed_ != at and returns
+  timer_.cancel();
+}
+
+bool SocketDeadline::expire_if_due(time_point now) noexcept {
+  if (timer_pending_ || pending_ == 0 || deadline_ > now) {
+    return false;
+  }
+  timed_out_ = true;
+  boost::system::error_code ignored;
+  socket.close(ignored);
+  return true;
+}
+
 // Makes sure a timer fires no later than the deadline of the current wait.
 void SocketDeadline::arm() {
   if (deadline_ == time_point::max()) {

@@ -43,6 +43,13 @@ class SocketDeadline : public std::enable_shared_from_this<SocketDeadline> {
   // Closes the socket and stops the timer; pending waits end with operation_aborted.
   void close() noexcept;
 
+  // For a connection idle for a while (Worker's idle sweep): ends the pending timer wait, so the idle
+  // connection holds no timer operation; expire_if_due() then enforces the deadline instead.
+  void release_timer() noexcept;
+  // Without a pending timer: closes the socket if a wait is in progress past the deadline (the waits end with
+  // timeout, as when the timer fires). True if it did.
+  bool expire_if_due(time_point now) noexcept;
+
   tcp::socket socket;
 
  private:

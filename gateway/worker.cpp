@@ -1,5 +1,7 @@
 #include "gateway/worker.hpp"
 
+#include "gateway/socket_deadline.hpp"
+
 #include "gateway/redis_backend.hpp"
 #include "policies/ratelimit/counter_backend.hpp"
 #include "policies/ratelimit/ratelimit_stage.hpp"
@@ -105,6 +107,7 @@ Worker::~Worker() {
     p->close_idle();
   }
   current_->policy_state.reset();
+  idle_sweep_.reset();
   ioc_.reset();
   std::lock_guard lock(current_mu_);
   current_.reset();
@@ -139,6 +142,8 @@ void Worker::adopt(std::shared_ptr<const Generation> gen) {
 
 void Worker::start() {
   work_.emplace(ioc_->get_executor());
+  idle_sweep_.emplace(*ioc_);
+  schedule_idle_sweep();
   thread_ = std::thread([this] {
     ioc_->run();
   });
@@ -242,10 +247,34 @@ void Worker::connection_closed(WorkerGeneration& wg, std::size_t listener, bool 
   wg.stats->listeners[listener].connections_open.dec();
 }
 
-std::list<Worker::ConnEntry>::iterator Worker::register_connection(tcp::socket* stream) {
+std::list<Worker::ConnEntry>::iterator Worker::register_connection(tcp::socket* stream, SocketDeadline* deadline) {
   open_.fetch_add(1, std::memory_order_relaxed);
-  connections_.push_front(ConnEntry{stream, true});
+  connections_.push_front(ConnEntry{stream, deadline});
   return connections_.begin();
+}
+
+void Worker::schedule_idle_sweep() {
+  idle_sweep_->expires_after(kIdleSweepInterval);
+  idle_sweep_->async_wait([this](boost::system::error_code ec) {
+    if (ec) {
+      return;
+    }
+    sweep_idle();
+    schedule_idle_sweep();
+  });
+}
+
+void Worker::sweep_idle() {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& c : connections_) {
+    if (c.deadline == nullptr || c.parked_since == std::chrono::steady_clock::time_point::max()) {
+      continue;
+    }
+    if (now - c.parked_since >= kIdleSweepInterval) {
+      c.deadline->release_timer();
+    }
+    c.deadline->expire_if_due(now);
+  }
 }
 
 void Worker::unregister_connection(std::list<ConnEntry>::iterator it) {

@@ -1,5 +1,6 @@
 // Every wait has a deadline: slowloris heads, trickled bodies, idle keep-alive, silent handshakes, dead and
 // silent upstreams. Each test sets short timeouts and asserts both the answer and that it came in time.
+#include <thread>
 #include <gmock/gmock.h>
 
 #include "gateway_fixture.hpp"
@@ -41,6 +42,23 @@ TEST_F(TimeoutsTest, IdleKeepAliveConnectionIsClosed) {
   const auto t0 = Clock::now();
   EXPECT_TRUE(c.wait_for_close(3s));
   EXPECT_GE(Clock::now() - t0, 250ms);
+}
+
+// A connection idle for longer than the worker's sweep interval (1 s) gives up its own deadline timer; the
+// worker's idle sweep then closes it at its keep-alive deadline (at most one interval late). Without the
+// sweep's check the connection would stay open for ever. It still serves a request before its deadline.
+TEST_F(TimeoutsTest, LongIdleKeepAliveConnectionIsClosedByTheIdleSweep) {
+  start_gateway(GatewayOptions{.top = "timeouts:\n  keepalive_idle: 2500ms\n"});
+  auto c = client();
+  ASSERT_TRUE(c.connect());
+  ASSERT_EQ(c.request("GET", "/").status, 200u);
+  std::this_thread::sleep_for(1500ms);  // parked past the sweep interval: the sweep holds its deadline now
+  ASSERT_EQ(c.request("GET", "/").status, 200u) << "a long-parked connection still wakes up for a request";
+  const auto t0 = Clock::now();
+  EXPECT_TRUE(c.wait_for_close(6s));
+  const auto waited = Clock::now() - t0;
+  EXPECT_GE(waited, 2400ms);
+  EXPECT_LT(waited, 4000ms) << "closed up to one sweep interval after the deadline";
 }
 
 TEST_F(TimeoutsTest, SilentClientIsDroppedAtTheHandshakeDeadline) {
