@@ -670,12 +670,11 @@ void ClientConnection::audit_close() {
   if (opened_index_) {
     r.opens = *opened_index_;
     r.decision = rec_.reason == Reason::none ? "forward" : "error";
-    const auto req = request_hash_ ? request_hash_->finish() : crypto::sha256(std::string_view());
-    const auto resp = response_hash_ ? response_hash_->finish() : crypto::sha256(std::string_view());
+    static const crypto::Hash empty_body = crypto::sha256(std::string_view());
     if (rec_.bytes_in > 0) {
-      r.request_body_sha256 = crypto::hex_encode(req);
+      r.request_body_sha256 = crypto::hex_encode(request_hash_ ? request_hash_->finish() : empty_body);
     }
-    r.response_body_sha256 = crypto::hex_encode(resp);
+    r.response_body_sha256 = crypto::hex_encode(response_hash_ ? response_hash_->finish() : empty_body);
     opened_index_.reset();
   } else {
     r.decision = "deny";
