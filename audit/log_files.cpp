@@ -94,13 +94,16 @@ void append_frame(std::string& out, std::string_view record) {
 namespace {
 
 // Where the bytes of a segment of `size` bytes end once its trailing zero bytes are left out (read
-// backwards), never below the header's end (its CRC may end in zero bytes).
+// backwards), never below the header's end (its CRC may end in zero bytes). Every segment is listed this
+// way (and a tail reader lists them on every poll), but only the last one has zeros (up to the writer's
+// 1 MiB chunk): the first read is a page, and reads grow only while they find nothing but zeros.
 bool data_end(int fd, std::uint64_t size, std::uint64_t& end) {
   const std::uint64_t floor = std::min<std::uint64_t>(size, segment_header_bytes);
-  std::array<std::uint8_t, 64 * 1024> buf{};
+  std::array<std::uint8_t, 64 * 1024> buf;
+  std::size_t step = 4096;
   end = size;
   while (end > floor) {
-    const std::uint64_t start = end - std::min<std::uint64_t>(end - floor, buf.size());
+    const std::uint64_t start = end - std::min<std::uint64_t>(end - floor, step);
     const auto want = static_cast<std::size_t>(end - start);
     const ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(start));
     if (n < 0 && errno == EINTR) continue;
@@ -112,6 +115,7 @@ bool data_end(int fd, std::uint64_t size, std::uint64_t& end) {
     while (k > 0 && buf[k - 1] == 0) --k;
     end = start + k;
     if (k > 0) return true;
+    step = std::min(2 * step, buf.size());
   }
   end = std::max(end, floor);
   return true;
