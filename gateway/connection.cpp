@@ -30,7 +30,6 @@
 #include "gateway/http_codec.hpp"
 #include "gateway/problem.hpp"
 #include "gateway/server_tls_stream.hpp"
-#include "gateway/socket_deadline.hpp"
 #include "gateway/worker.hpp"
 #include "audit/log.hpp"
 #include "audit/record.hpp"
@@ -1510,7 +1509,7 @@ void park(std::unique_ptr<ConnCore> core) {
   ServerTlsStream& stream = core->stream;
   const auto now = std::chrono::steady_clock::now();
   core->reg->parked_since = now;  // past Worker::kIdleSweepInterval, the worker's sweep keeps the deadline
-  stream.deadline().expires_at(now + core->wg->gen->config->timeouts.keepalive_idle);
+  stream.expires_at(now + core->wg->gen->config->timeouts.keepalive_idle);
   // Readable may also mean the peer closed: the new ClientConnection's first read sees it and ends quietly.
   stream.async_wait_idle([core = std::move(core)](boost::system::error_code ec) mutable {
     core->reg->parked_since = std::chrono::steady_clock::time_point::max();

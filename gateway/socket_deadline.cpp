@@ -69,7 +69,7 @@ void SocketDeadline::start_timer(time_point at) {
   timer_pending_ = true;
   timer_.expires_at(at);  // a superseded wait ends with operation_aborted
   // Exactly sized (ExactAllocator): an idle connection's timer wait lives as long as the connection idles.
-  timer_.async_wait(net::bind_allocator(ExactAllocator<void>{}, [self = shared_from_this(), at](boost::system::error_code ec) {
+  const auto fired = [self = shared_from_this(), at](boost::system::error_code ec) {
     if (ec || self->armed_ != at) {
       return;
     }
@@ -85,7 +85,8 @@ void SocketDeadline::start_timer(time_point at) {
     self->timed_out_ = true;
     boost::system::error_code ignored;
     self->socket.close(ignored);
-  }));
+  };
+  timer_.async_wait(net::bind_allocator(ExactAllocator<void>{}, fired));
 }
 
 }  // namespace gerbang::gateway

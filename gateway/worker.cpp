@@ -1,8 +1,7 @@
 #include "gateway/worker.hpp"
 
-#include "gateway/socket_deadline.hpp"
-
 #include "gateway/redis_backend.hpp"
+#include "gateway/socket_deadline.hpp"
 #include "policies/ratelimit/counter_backend.hpp"
 #include "policies/ratelimit/ratelimit_stage.hpp"
 #include "policies/ratelimit/worker_buckets.hpp"
