@@ -10,13 +10,15 @@
 # Environment: BUILD_DIR (./build), PATHS ("/small /16k": 100-byte and 16 KiB responses), CONNS (16),
 # DURATION (10 seconds per measured run), KEEP_TMP (1 = keep the work directory and callgrind's output),
 # FEATURE (none; audit-strict or audit-batched: the signed audit log on, in the work directory; waf: the WAF
-# at paranoia 1 in block mode, and wrk sends the browser-like headers bench/run.sh's WAF scenarios send).
+# at paranoia 1 in block mode, and wrk sends the browser-like headers bench/run.sh's WAF scenarios send;
+# waf-post: the same, and wrk POSTs bench/run.sh's 4 KiB JSON document to PATHS, default /post).
 # The audit log's writer thread is counted too (callgrind counts every thread); fsync's kernel time is not.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
 BUILD_DIR=${BUILD_DIR:-$repo/build}
+PATHS_GIVEN=${PATHS:+1}
 PATHS=${PATHS:-"/small /16k"}
 CONNS=${CONNS:-16}
 DURATION=${DURATION:-10}
@@ -26,7 +28,9 @@ FEATURE=${FEATURE:-none}
 log() { printf '[instructions %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-case $FEATURE in none | audit-strict | audit-batched | waf) ;; *) die "FEATURE must be none, audit-strict, audit-batched or waf" ;; esac
+case $FEATURE in none | audit-strict | audit-batched | waf | waf-post) ;;
+  *) die "FEATURE must be none, audit-strict, audit-batched, waf or waf-post" ;; esac
+if [[ $FEATURE == waf-post && -z $PATHS_GIVEN ]]; then PATHS=/post; fi
 for v in CONNS DURATION; do [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"; done
 missing=()
 command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
@@ -98,7 +102,7 @@ listeners:
 routes:
   - name: all
     upstream: up
-$(if [[ $FEATURE == waf ]]; then printf '    waf: {mode: block, paranoia: 1}\n'; fi)
+$(if [[ $FEATURE == waf* ]]; then printf '    waf: {mode: block, paranoia: 1}\n'; fi)
 upstreams:
   - name: up
     targets: ["127.0.0.1:$UP_PORT"]
@@ -116,9 +120,15 @@ audit:
 EOF
 fi
 wrk_args=()
-if [[ $FEATURE == waf ]]; then
+if [[ $FEATURE == waf* ]]; then
   wrk_args=(-H "Host: localhost" -H "User-Agent: Mozilla/5.0 (X11; Linux x86_64) gerbang-bench/1"
     -H "Accept: application/json, */*" -H "Accept-Language: id-ID,id;q=0.9,en;q=0.8")
+fi
+if [[ $FEATURE == waf-post ]]; then
+  python3 "$here/make_json.py" "$WORK/post.json" --size 4096
+  printf '%s\n' 'wrk.method = "POST"' 'wrk.headers["Content-Type"] = "application/json"' \
+    "local f = assert(io.open(\"$WORK/post.json\", \"rb\")); wrk.body = f:read(\"*a\"); f:close()" >"$WORK/post.lua"
+  wrk_args+=(-s "$WORK/post.lua")
 fi
 valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out.%p" \
   "$BUILD_DIR/gerbang" --config "$WORK/gerbang.yaml" --ready-file "$WORK/ready" >"$WORK/gerbang.log" 2>&1 &

@@ -1,6 +1,7 @@
 #include "policies/waf/modsec_engine.hpp"
 
 #include <modsecurity/modsecurity.h>
+#include <modsecurity/rule_with_actions.h>
 #include <modsecurity/rules_set.h>
 
 #include <algorithm>
@@ -8,7 +9,10 @@
 #include <fstream>
 #include <iterator>
 #include <set>
+#include <sstream>
 #include <system_error>
+
+#include "policies/waf/rule_pruning.hpp"
 
 namespace gerbang::policies::waf {
 namespace {
@@ -75,6 +79,44 @@ bool valid_methods(const std::string& m) {
 void append_line(std::string& out, std::string_view line) {
   out += line;
   out += '\n';
+}
+
+bool read_sources(const std::vector<std::string>& paths, std::vector<RuleSource>& out, std::string& why) {
+  for (const auto& p : paths) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream text;
+    if (!in || !(text << in.rdbuf())) {
+      why = "cannot read '" + p + "'";
+      return false;
+    }
+    out.push_back({p, text.str()});
+  }
+  return true;
+}
+
+// Takes the planned rules out of every phase, all or nothing: each id must name exactly one rule.
+std::size_t remove_rules(modsecurity::RulesSet& set, const std::set<std::int64_t>& ids, std::string& why) {
+  if (ids.empty()) return 0;
+  std::map<std::int64_t, int> seen;
+  for (int p = 0; p < modsecurity::Phases::NUMBER_OF_PHASES; ++p) {
+    for (const auto& r : set.m_rulesSetPhases.at(p)->m_rules) {
+      const auto* rule = dynamic_cast<const modsecurity::RuleWithActions*>(r.get());
+      if (rule != nullptr && ids.count(rule->m_ruleId) != 0) ++seen[rule->m_ruleId];
+    }
+  }
+  for (const std::int64_t id : ids) {
+    if (seen[id] != 1) {
+      why = "rule " + std::to_string(id) + " is in the compiled set " + std::to_string(seen[id]) + " times";
+      return 0;
+    }
+  }
+  for (int p = 0; p < modsecurity::Phases::NUMBER_OF_PHASES; ++p) {
+    std::erase_if(set.m_rulesSetPhases.at(p)->m_rules, [&](const std::shared_ptr<modsecurity::Rule>& r) {
+      const auto* rule = dynamic_cast<const modsecurity::RuleWithActions*>(r.get());
+      return rule != nullptr && ids.count(rule->m_ruleId) != 0;
+    });
+  }
+  return ids.size();
 }
 
 }  // namespace
@@ -147,7 +189,7 @@ std::shared_ptr<Engine> Engine::create(const WafGlobalConfig& global, std::strin
   return e;
 }
 
-std::string Engine::rule_text(const WafRouteConfig& r, std::string& error) const {
+std::string Engine::rule_text(const WafRouteConfig& r, bool internal_error_rule, std::string& error) const {
   using Mode = WafRouteConfig::Mode;
   if (r.mode == Mode::off) {
     error = "WAF mode is off: no rules to build";
@@ -238,9 +280,11 @@ std::string Engine::rule_text(const WafRouteConfig& r, std::string& error) const
               "SecRule MULTIPART_UNMATCHED_BOUNDARY \"@eq 1\" \"id:200004,phase:2,t:none,log,deny,status:400,"
               "msg:'Multipart parser detected a possible unmatched boundary.',severity:2,chain\"");
   append_line(t, "SecRule INBOUND_DATA_ERROR \"@eq 0\" \"t:none\"");
-  append_line(t,
-              "SecRule TX:/^MSC_/ \"!@streq 0\" \"id:200005,phase:2,t:none,log,deny,status:500,"
-              "msg:'ModSecurity internal error flagged: %{MATCHED_VAR_NAME}'\"");
+  if (internal_error_rule) {
+    append_line(t,
+                "SecRule TX:/^MSC_/ \"!@streq 0\" \"id:200005,phase:2,t:none,log,deny,status:500,"
+                "msg:'ModSecurity internal error flagged: %{MATCHED_VAR_NAME}'\"");
+  }
 
   // CRS setup, then the route's settings (after crs-setup.conf so they win; ids outside its template).
   if (!global_.crs_setup.empty()) {
@@ -279,8 +323,31 @@ std::string Engine::rule_text(const WafRouteConfig& r, std::string& error) const
 }
 
 std::shared_ptr<const RuleSet> Engine::rules_for(const WafRouteConfig& route, std::string& error) {
-  std::string text = rule_text(route, error);
+  std::string text = rule_text(route, true, error);
   if (text.empty()) return nullptr;
+
+  // What this route can leave out (read from the files the engine is about to include).
+  PrunePlan plan;
+  if (global_.prune_unreachable_rules) {
+    std::vector<RuleSource> before, crs, after;
+    std::vector<std::string> crs_paths = request_files_;
+    if (route.inspect_response) crs_paths.insert(crs_paths.end(), response_files_.begin(), response_files_.end());
+    std::string why;
+    if (read_sources(global_.crs_setup.empty() ? std::vector<std::string>{} : std::vector{global_.crs_setup},
+                     before, why) &&
+        read_sources(crs_paths, crs, why) && read_sources(global_.extra_rule_files, after, why)) {
+      std::set<std::int64_t> excluded(route.exclude_rules.begin(), route.exclude_rules.end());
+      for (const auto& x : route.exclude_targets) excluded.insert(x.rule);
+      plan = plan_pruning(before, crs, after, route.paranoia, excluded);
+    } else {
+      plan.not_pruned_because = why;
+    }
+  } else {
+    plan.not_pruned_because = "pruning is off";
+  }
+  if (!plan.internal_error_rule_needed) text = rule_text(route, false, error);
+  // The text is the cache key: a set built with a plan differs from one built without.
+  append_line(text, "# pruned: " + std::to_string(plan.remove.size()));
 
   std::lock_guard lock(mutex_);
   if (auto it = cache_.find(text); it != cache_.end()) {
@@ -314,6 +381,13 @@ std::shared_ptr<const RuleSet> Engine::rules_for(const WafRouteConfig& route, st
     return nullptr;
   }
   rs->rule_count_ = n;
+  rs->not_pruned_because_ = plan.not_pruned_because;
+  try {
+    rs->pruned_ = remove_rules(*rs->rules_, plan.remove, rs->not_pruned_because_);
+  } catch (const std::exception& ex) {  // bad_alloc while erasing leaves the set as it was
+    rs->pruned_ = 0;
+    rs->not_pruned_because_ = ex.what();
+  }
   for (auto it = cache_.begin(); it != cache_.end();) {  // drop sets no generation uses any more
     it = it->second.expired() ? cache_.erase(it) : std::next(it);
   }

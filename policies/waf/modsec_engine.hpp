@@ -9,7 +9,8 @@
 // limits, body processors by content type, the recommended body-error rules 200002..200005, audit and debug
 // logging off) → SecAction 900000/900110/900200 (paranoia level, anomaly thresholds, allowed methods) →
 // crs-setup.conf → <crs_dir>/rules/REQUEST-*.conf (and RESPONSE-*.conf when inspect_response) in name order →
-// extra rule files → exclusions (SecRuleRemoveById, SecRuleUpdateTargetById <id> "!<target>").
+// extra rule files → exclusions (SecRuleRemoveById, SecRuleUpdateTargetById <id> "!<target>"). After parsing,
+// the rules the route can never evaluate are taken out of the set (rule_pruning.hpp).
 //
 // THREAD SAFETY: create() and rules_for() run at configuration build (serialised by a mutex anyway). After
 // that a RuleSet is only read — libmodsecurity evaluates one shared RulesSet from many threads, each with its
@@ -45,6 +46,9 @@ class RuleSet {
   modsecurity::RulesSet* native() const noexcept { return rules_.get(); }
   modsecurity::ModSecurity* modsec() const noexcept;
   int rule_count() const noexcept { return rule_count_; }
+  // Rules left out of the compiled set (rule_pruning.hpp), and why none were when that is 0.
+  std::size_t pruned_rule_count() const noexcept { return pruned_; }
+  const std::string& not_pruned_because() const noexcept { return not_pruned_because_; }
 
  private:
   friend class Engine;
@@ -53,6 +57,8 @@ class RuleSet {
   std::unique_ptr<modsecurity::RulesSet> rules_;
   WafRouteConfig config_;
   int rule_count_ = 0;
+  std::size_t pruned_ = 0;
+  std::string not_pruned_because_;
 };
 
 class Engine : public std::enable_shared_from_this<Engine> {
@@ -69,7 +75,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::shared_ptr<const RuleSet> rules_for(const WafRouteConfig& route, std::string& error);
 
   // The rule text for a route (what rules_for parses). Empty with `error` on invalid values.
-  std::string rule_text(const WafRouteConfig& route, std::string& error) const;
+  // `internal_error_rule`: include rule 200005 (rules_for leaves it out when no rule can set TX:MSC_*).
+  std::string rule_text(const WafRouteConfig& route, bool internal_error_rule, std::string& error) const;
 
   modsecurity::ModSecurity* modsec() const noexcept { return modsec_.get(); }
   const WafGlobalConfig& global() const noexcept { return global_; }

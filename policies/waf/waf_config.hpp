@@ -43,6 +43,9 @@ struct WafGlobalConfig {
   std::string crs_dir = "/usr/share/modsecurity-crs";        // contains rules/REQUEST-*.conf, RESPONSE-*.conf
   std::string crs_setup = "/etc/modsecurity/crs/crs-setup.conf";  // "" = none
   std::vector<std::string> extra_rule_files;                  // loaded after the CRS, for every WAF route
+  // Leave out the CRS rules a route can never evaluate, and the paranoia skip rules whose match nothing can
+  // see (waf/rule_pruning.hpp); the verdicts are the same. Not a configuration key: tests compare both.
+  bool prune_unreachable_rules = true;
 };
 
 }  // namespace gerbang::policies

