@@ -81,6 +81,20 @@ void append_line(std::string& out, std::string_view line) {
   out += '\n';
 }
 
+// The route's CRS settings (after crs-setup.conf so they win; ids outside its template).
+std::string route_settings(const WafRouteConfig& r) {
+  std::string t;
+  const std::string pl = std::to_string(r.paranoia);
+  append_line(t, "SecAction \"id:900800,phase:1,nolog,pass,t:none,setvar:tx.paranoia_level=" + pl +
+                     ",setvar:tx.executing_paranoia_level=" + pl + "\"");
+  append_line(t, "SecAction \"id:900801,phase:1,nolog,pass,t:none,setvar:tx.inbound_anomaly_score_threshold=" +
+                     std::to_string(r.inbound_threshold) +
+                     ",setvar:tx.outbound_anomaly_score_threshold=" + std::to_string(r.outbound_threshold) + "\"");
+  append_line(t, "SecAction \"id:900802,phase:1,nolog,pass,t:none,setvar:'tx.allowed_methods=" +
+                     r.allowed_methods + "'\"");
+  return t;
+}
+
 bool read_sources(const std::vector<std::string>& paths, std::vector<RuleSource>& out, std::string& why) {
   for (const auto& p : paths) {
     std::ifstream in(p, std::ios::binary);
@@ -189,7 +203,8 @@ std::shared_ptr<Engine> Engine::create(const WafGlobalConfig& global, std::strin
   return e;
 }
 
-std::string Engine::rule_text(const WafRouteConfig& r, bool internal_error_rule, std::string& error) const {
+std::string Engine::rule_text(const WafRouteConfig& r, bool internal_error_rule,
+                              const std::vector<std::string>& defaults, std::string& error) const {
   using Mode = WafRouteConfig::Mode;
   if (r.mode == Mode::off) {
     error = "WAF mode is off: no rules to build";
@@ -294,14 +309,14 @@ std::string Engine::rule_text(const WafRouteConfig& r, bool internal_error_rule,
     append_line(t, "SecDefaultAction \"phase:2,log,auditlog,pass\"");
     append_line(t, "SecAction \"id:900990,phase:1,nolog,pass,t:none,setvar:tx.crs_setup_version=334\"");
   }
-  const std::string pl = std::to_string(r.paranoia);
-  append_line(t, "SecAction \"id:900800,phase:1,nolog,pass,t:none,setvar:tx.paranoia_level=" + pl +
-                     ",setvar:tx.executing_paranoia_level=" + pl + "\"");
-  append_line(t, "SecAction \"id:900801,phase:1,nolog,pass,t:none,setvar:tx.inbound_anomaly_score_threshold=" +
-                     std::to_string(r.inbound_threshold) +
-                     ",setvar:tx.outbound_anomaly_score_threshold=" + std::to_string(r.outbound_threshold) + "\"");
-  append_line(t, "SecAction \"id:900802,phase:1,nolog,pass,t:none,setvar:'tx.allowed_methods=" +
-                     r.allowed_methods + "'\"");
+  t += route_settings(r);
+  // CRS defaults that a CRS rule would set on every request (rule_pruning.hpp): set here instead, once per
+  // request by one unconditional action, and that rule leaves the set.
+  if (!defaults.empty()) {
+    std::string a = "SecAction \"id:900803,phase:1,nolog,pass,t:none";
+    for (const auto& d : defaults) a += ",setvar:'" + d + "'";
+    append_line(t, a + "\"");
+  }
 
   for (const auto& f : request_files_) append_line(t, "Include \"" + f + "\"");
   if (r.inspect_response) {
@@ -323,7 +338,7 @@ std::string Engine::rule_text(const WafRouteConfig& r, bool internal_error_rule,
 }
 
 std::shared_ptr<const RuleSet> Engine::rules_for(const WafRouteConfig& route, std::string& error) {
-  std::string text = rule_text(route, true, error);
+  std::string text = rule_text(route, true, {}, error);
   if (text.empty()) return nullptr;
 
   // What this route can leave out (read from the files the engine is about to include).
@@ -336,6 +351,7 @@ std::shared_ptr<const RuleSet> Engine::rules_for(const WafRouteConfig& route, st
     if (read_sources(global_.crs_setup.empty() ? std::vector<std::string>{} : std::vector{global_.crs_setup},
                      before, why) &&
         read_sources(crs_paths, crs, why) && read_sources(global_.extra_rule_files, after, why)) {
+      before.push_back({"route settings", route_settings(route)});  // they run after crs-setup.conf
       std::set<std::int64_t> excluded(route.exclude_rules.begin(), route.exclude_rules.end());
       for (const auto& x : route.exclude_targets) excluded.insert(x.rule);
       plan = plan_pruning(before, crs, after, route.paranoia, excluded);
@@ -345,7 +361,9 @@ std::shared_ptr<const RuleSet> Engine::rules_for(const WafRouteConfig& route, st
   } else {
     plan.not_pruned_because = "pruning is off";
   }
-  if (!plan.internal_error_rule_needed) text = rule_text(route, false, error);
+  if (!plan.internal_error_rule_needed || !plan.defaults.empty()) {
+    text = rule_text(route, plan.internal_error_rule_needed, plan.defaults, error);
+  }
   // The text is the cache key: a set built with a plan differs from one built without.
   append_line(text, "# pruned: " + std::to_string(plan.remove.size()));
 

@@ -75,8 +75,10 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::shared_ptr<const RuleSet> rules_for(const WafRouteConfig& route, std::string& error);
 
   // The rule text for a route (what rules_for parses). Empty with `error` on invalid values.
-  // `internal_error_rule`: include rule 200005 (rules_for leaves it out when no rule can set TX:MSC_*).
-  std::string rule_text(const WafRouteConfig& route, bool internal_error_rule, std::string& error) const;
+  // `internal_error_rule`: include rule 200005 (rules_for leaves it out when no rule can set TX:MSC_*);
+  // `defaults`: "tx.N=V" for SecAction 900803, ahead of the CRS (PrunePlan::defaults).
+  std::string rule_text(const WafRouteConfig& route, bool internal_error_rule, const std::vector<std::string>& defaults,
+                        std::string& error) const;
 
   modsecurity::ModSecurity* modsec() const noexcept { return modsec_.get(); }
   const WafGlobalConfig& global() const noexcept { return global_; }

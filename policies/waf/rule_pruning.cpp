@@ -160,6 +160,7 @@ struct Rule {
   Actions all_acts;      // with the chain children's
   std::string all_lower; // raw text of the statement and its children, lower case
   std::size_t source = 0; // index into the sources, in load order
+  std::vector<std::string> child_vars;  // the chain children's variables, lower case
 };
 
 // The actions argument: SecRule VARIABLES "OPERATOR" "ACTIONS", SecAction "ACTIONS".
@@ -181,6 +182,7 @@ std::vector<Rule> parse_rules(const std::vector<const RuleSource*>& sources) {
         const Actions a = parse_actions(actions_of(st));
         parent.all_acts.insert(parent.all_acts.end(), a.begin(), a.end());
         parent.all_lower += '\n' + lower(st.raw);
+        if (is_rule && !st.args.empty()) parent.child_vars.push_back(lower(st.args[0]));
         chain_open = std::any_of(a.begin(), a.end(), [](const auto& x) { return x.first == "chain"; });
         continue;
       }
@@ -324,6 +326,7 @@ PrunePlan plan_pruning(const std::vector<RuleSource>& before, const std::vector<
 
   // What rules write: MSC_* (rule 200005), tx.executing_paranoia_level, and which names are ever set.
   std::set<std::string> set_names;
+  std::map<std::string, int> writers;  // name → rules that set it
   std::vector<std::string> dynamic_prefixes;
   std::optional<std::string> level_writer;
   bool scripts = false;
@@ -340,6 +343,7 @@ PrunePlan plan_pruning(const std::vector<RuleSource>& before, const std::vector<
         continue;
       }
       set_names.insert(s.literal);
+      ++writers[s.literal];
       if (s.literal == "executing_paranoia_level" || s.literal == "paranoia_level") {
         // The route's SecAction 900800 sets both in phase 1, after crs-setup.conf (whose phase-1 SecActions
         // it overrides) and before the CRS (whose defaults apply only to an unset variable).
@@ -392,6 +396,7 @@ PrunePlan plan_pruning(const std::vector<RuleSource>& before, const std::vector<
       if (name == "multimatch") return false;
     }
     const std::string v = lower(trim(r.vars)), op = lower(trim(r.op));
+    if (v == "tx:executing_paranoia_level" && op == "@lt %{tx.paranoia_level}") return true;  // both the route's
     if (v != "tx:executing_paranoia_level" && v != "tx:paranoia_level") return false;
     const bool lt = op.rfind("@lt ", 0) == 0, ge = op.rfind("@ge ", 0) == 0;
     if (!lt && !ge) return false;
@@ -448,7 +453,86 @@ PrunePlan plan_pruning(const std::vector<RuleSource>& before, const std::vector<
     }
   }
 
-  // Anything live that removes a skip rule at run time (or by configuration) would bring its region back.
+  // CRS defaults set on every request by a rule that always matches ("&TX:N" "@eq 0" → setvar:tx.N=V, with
+  // nothing else setting N): the route's SecAction 900803 sets them before the CRS instead (rule_text), and
+  // the rule, which then never matches, goes. Candidates here; the MATCHED_VAR* walk below decides.
+  struct Default {
+    std::size_t at;       // position in phase 1's sequence
+    std::string setvar;   // "tx.N=V"
+  };
+  std::vector<Default> defaults;
+  std::set<std::size_t> default_at;
+  const auto& s1 = seq[1];
+  for (std::size_t i = 0; i < s1.size(); ++i) {
+    const Rule& r = rules[s1[i]];
+    if (r.kind != Rule::Kind::rule || r.chain_open || !r.child_vars.empty() || r.phase != 1 || r.id < 0 ||
+        dead.count(s1[i]) != 0 || excluded.count(r.id) != 0 || r.source < before.size() ||
+        r.source >= before.size() + crs.size() || lower(trim(r.op)) != "@eq 0") {
+      continue;
+    }
+    const std::string v = lower(trim(r.vars));
+    if (v.rfind("&tx:", 0) != 0) continue;
+    const std::string n = v.substr(4);
+    if (n.empty() || n.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") != std::string::npos) continue;
+    std::string setvar;
+    bool ok = true;
+    for (const auto& [name, value] : r.acts) {
+      if (name == "id" || name == "phase" || name == "pass" || name == "nolog" || name == "ver" || name == "rev" ||
+          name == "maturity" || name == "accuracy" || (name == "t" && lower(value) == "none")) {
+        continue;
+      }
+      if (name != "setvar" || !setvar.empty()) {
+        ok = false;
+        break;
+      }
+      const std::size_t eq = value.find('=');
+      const std::string target = lower(trim(std::string_view(value).substr(0, eq)));
+      const std::string_view val =
+          eq == std::string::npos ? std::string_view() : std::string_view(value).substr(eq + 1);
+      if (eq == std::string::npos || target != "tx." + n || val.empty() || val.front() == '+' || val.front() == '-' ||
+          val.find("%{") != std::string_view::npos || val.find_first_of("'\"\\\r\n") != std::string_view::npos) {
+        ok = false;
+        break;
+      }
+      setvar = "tx." + n + "=" + std::string(val);
+    }
+    if (!ok || setvar.empty() || writers[n] != 1) continue;
+    if (std::any_of(dynamic_prefixes.begin(), dynamic_prefixes.end(),
+                    [&](const std::string& p) { return starts_with(n, p); })) {
+      continue;
+    }
+    // Set earlier now: nothing in the CRS before it may read N (by name, or the whole TX collection).
+    bool read_before = false;
+    for (std::size_t j = 0; j < i && !read_before; ++j) {
+      const Rule& y = rules[s1[j]];
+      if (y.kind == Rule::Kind::marker || y.source < before.size()) continue;
+      if (y.all_lower.find(n) != std::string::npos || y.all_lower.find("tx:/") != std::string::npos) {
+        read_before = true;
+      }
+      std::vector<std::string> var_lists = y.child_vars;
+      var_lists.push_back(lower(y.vars));
+      for (const auto& list : var_lists) {
+        std::size_t a = 0;
+        while (a <= list.size()) {
+          std::size_t b = list.find('|', a);
+          if (b == std::string::npos) b = list.size();
+          std::string_view tok = trim(std::string_view(list).substr(a, b - a));
+          while (!tok.empty() && (tok.front() == '!' || tok.front() == '&')) tok.remove_prefix(1);
+          if (tok == "tx") read_before = true;
+          a = b + 1;
+        }
+      }
+    }
+    if (read_before) continue;
+    defaults.push_back({i, setvar});
+    default_at.insert(i);
+  }
+
+  // Anything live that removes a skip rule or a default rule at run time (or by configuration), or the
+  // route's 900803, would change what runs.
+  std::set<std::int64_t> guarded = skip_ids;
+  for (const Default& d : defaults) guarded.insert(rules[s1[d.at]].id);
+  if (!defaults.empty()) guarded.insert(900803);
   for (std::size_t i = 0; i < rules.size(); ++i) {
     const Rule& r = rules[i];
     if (dead.count(i) == 0) {
@@ -459,10 +543,10 @@ PrunePlan plan_pruning(const std::vector<RuleSource>& before, const std::vector<
         if (eq == std::string::npos) continue;
         const std::string what = std::string(trim(std::string_view(v).substr(0, eq)));
         const std::string_view arg = std::string_view(v).substr(eq + 1);
-        if (what == "ruleremovebyid" && names_any(arg, skip_ids)) {
+        if (what == "ruleremovebyid" && names_any(arg, guarded)) {
           return fail("rule " + std::to_string(r.id) + " removes a skip rule at run time (ctl:ruleRemoveById)");
         }
-        if (what == "ruleremovetargetbyid" && names_any(arg.substr(0, arg.find(';')), skip_ids)) {
+        if (what == "ruleremovetargetbyid" && names_any(arg.substr(0, arg.find(';')), guarded)) {
           return fail("rule " + std::to_string(r.id) + " changes a skip rule's targets at run time");
         }
       }
@@ -470,77 +554,97 @@ PrunePlan plan_pruning(const std::vector<RuleSource>& before, const std::vector<
     if ((r.directive == "secruleremovebyid" || r.directive == "secruleupdatetargetbyid" ||
          r.directive == "secruleupdateactionbyid") &&
         !r.args.empty()) {
-      const std::string list = r.directive == "secruleremovebyid"
-                                   ? [&] {
-                                       std::string all;
-                                       for (const auto& a : r.args) all += a + ' ';
-                                       return all;
-                                     }()
-                                   : r.args[0].substr(0, r.args[0].find(':'));
-      if (names_any(list, skip_ids)) return fail(r.directive + " names a skip rule");
+      std::string list;
+      if (r.directive == "secruleremovebyid") {
+        for (const auto& a : r.args) list += a + ' ';
+      } else {
+        list = r.args[0].substr(0, r.args[0].find(':'));
+      }
+      if (names_any(list, guarded)) return fail(r.directive + " names a skip rule");
     }
   }
+  if (excluded.count(900803) != 0) {
+    defaults.clear();
+    default_at.clear();
+  }
 
-  // The removals: every dead rule; and each always-matching skip rule whose MATCHED_VAR* cannot be seen.
-  for (const std::size_t i : dead) plan.remove.insert(rules[i].id);
-  for (int p = 1; p <= 5; ++p) {
+  // From a removed rule that matched on every request on, every way the evaluation can go must reach a rule
+  // that does not match (it clears MATCHED_VAR*) before anything reads MATCHED_* or leaves the phase. A
+  // SecRule that does not match clears them (a chain child that does not match too); only its matching path
+  // goes on. A rule whose only MATCHED_ reads are %{MATCHED_VAR} / %{MATCHED_VAR_NAME} in its own actions
+  // reads its own match (set before its actions run).
+  auto reads_matched = [&](const Rule& x) {
+    if (x.all_lower.find("matched_") == std::string::npos) return false;
+    if (x.kind != Rule::Kind::rule || !x.child_vars.empty() || x.chain_open) return true;
+    if (lower(x.vars).find("matched_") != std::string::npos || lower(x.op).find("matched_") != std::string::npos) {
+      return true;
+    }
+    for (const auto& [name, value] : x.acts) {
+      std::string v = lower(value);
+      for (const std::string m : {"%{matched_var_name}", "%{matched_var}"}) {
+        for (std::size_t at = v.find(m); at != std::string::npos; at = v.find(m)) v.erase(at, m.size());
+      }
+      if (v.find("matched_") != std::string::npos || name.find("matched_") != std::string::npos) return true;
+    }
+    return false;
+  };
+  // Actions that could end or reorder the evaluation (a ctl that turns the engine off ends it: nothing is
+  // evaluated after it, and the rest of the walk covers the case where the phase goes on).
+  auto changes_flow = [](const Rule& x) {
+    return std::any_of(x.all_acts.begin(), x.all_acts.end(), [](const auto& a) {
+      const std::string& n = a.first;
+      if (n == "ctl") {
+        const std::string v = lower(a.second);
+        return !(v == "ruleengine=off" || starts_with(v, "auditengine=") || starts_with(v, "auditlogparts=") ||
+                 starts_with(v, "forcerequestbodyvariable=") || starts_with(v, "requestbodyprocessor=") ||
+                 starts_with(v, "requestbodyaccess="));
+      }
+      return n == "deny" || n == "drop" || n == "block" || n == "allow" || n == "redirect" || n == "proxy" ||
+             n == "pause" || n == "skip" || n == "exec" || n == "multimatch";
+    });
+  };
+  auto walk_clears = [&](int p, std::size_t k, const std::set<std::size_t>& matching) {
     const auto& s = seq[p];
     const auto& list = skips[p];
-    auto skip_at = [&](std::size_t k) -> const Skip* {
-      for (const Skip& x : list) {
-        if (x.at == k) return &x;
-      }
-      return nullptr;
-    };
-    // From a skip rule's marker on, every way the evaluation can go must reach a rule that does not match
-    // (it clears MATCHED_VAR*) before anything reads MATCHED_* or leaves the phase. A SecRule that does not
-    // match clears them (a chain child that does not match too); only its matching path goes on.
-    auto marker_after = [&](std::size_t k, const std::string& name) {
-      for (std::size_t m = k + 1; m < s.size(); ++m) {
-        if (rules[s[m]].kind == Rule::Kind::marker && rules[s[m]].marker == name) return m;
-      }
-      return s.size();
-    };
-    for (const Skip& sk : list) {
-      bool cleared = false;
-      for (std::size_t k = sk.marker + 1; k < s.size();) {
-        const Rule& x = rules[s[k]];
-        if (x.kind == Rule::Kind::marker) {
-          ++k;
-          continue;
-        }
-        if (const Skip* next = skip_at(k)) {  // matches too: only adds to MATCHED_VARS, and jumps
-          k = next->marker + 1;
-          continue;
-        }
-        if (x.phase == p && never_matches(x)) {
-          cleared = true;
-          break;
-        }
-        if (x.all_lower.find("matched_") != std::string::npos) break;
-        // Actions that could end or reorder the evaluation (a ctl that turns the engine off ends it: nothing
-        // is evaluated after it, and the rest of the walk covers the case where the phase goes on).
-        const bool flow = std::any_of(x.all_acts.begin(), x.all_acts.end(), [](const auto& a) {
-          const std::string& n = a.first;
-          if (n == "ctl") {
-            const std::string v = lower(a.second);
-            return !(v == "ruleengine=off" || starts_with(v, "auditengine=") || starts_with(v, "auditlogparts="));
-          }
-          return n == "deny" || n == "drop" || n == "block" || n == "allow" || n == "redirect" || n == "proxy" ||
-                 n == "pause" || n == "skip" || n == "exec" || n == "multimatch";
-        });
-        if (flow) break;
-        if (!x.skip_after.empty()) {
-          k = marker_after(k, x.skip_after);
-          if (k == s.size()) break;
-        }
+    while (k < s.size()) {
+      const Rule& x = rules[s[k]];
+      if (x.kind == Rule::Kind::marker || matching.count(k) != 0) {  // a removed default: matches, reads nothing
         ++k;
+        continue;
       }
-      if (cleared) {
-        plan.remove.insert(rules[s[sk.at]].id);
+      const auto skip = std::find_if(list.begin(), list.end(), [&](const Skip& sk) { return sk.at == k; });
+      if (skip != list.end()) {  // matches too: only adds to MATCHED_VARS, and jumps
+        k = skip->marker + 1;
+        continue;
+      }
+      if (x.phase == p && never_matches(x)) return true;
+      if (reads_matched(x) || changes_flow(x)) return false;
+      if (!x.skip_after.empty()) {
+        std::size_t m = k + 1;
+        while (m < s.size() && !(rules[s[m]].kind == Rule::Kind::marker && rules[s[m]].marker == x.skip_after)) ++m;
+        if (m == s.size()) return false;
+        k = m;
+      }
+      ++k;
+    }
+    return false;
+  };
+
+  // The removals: every dead rule; each always-matching skip rule and default rule whose MATCHED_VAR* cannot
+  // be seen.
+  for (const std::size_t i : dead) plan.remove.insert(rules[i].id);
+  for (int p = 1; p <= 5; ++p) {
+    for (const Skip& sk : skips[p]) {
+      if (walk_clears(p, sk.marker + 1, p == 1 ? default_at : std::set<std::size_t>{})) {
+        plan.remove.insert(rules[seq[p][sk.at]].id);
         ++plan.skip_rules_removed;
       }
     }
+  }
+  for (const Default& d : defaults) {
+    if (!walk_clears(1, d.at + 1, default_at)) continue;
+    plan.remove.insert(rules[s1[d.at]].id);
+    plan.defaults.push_back(d.setvar);
   }
   return plan;
 }

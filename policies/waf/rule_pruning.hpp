@@ -22,6 +22,10 @@
 // A ctl inside a region that is itself never evaluated (the CRS application exclusion packages, skipped while
 // their tx.crs_exclusions_<app> is set by no rule) is not live.
 //
+// CRS defaults (REQUEST-901's `SecRule &TX:N "@eq 0" "...,setvar:'tx.N=V'"` with nothing else setting N)
+// match on every request too: the route's SecAction 900803 sets them ahead of the CRS instead, and the rule
+// goes, when no CRS rule before it reads N (or the whole TX collection) and the same MATCHED_VAR* walk holds.
+//
 // The recommended rule 200005 (TX:/^MSC_/ "!@streq 0") is needed only when some rule can set a TX variable
 // named MSC_*: libmodsecurity 3.0.9 itself sets none, and the rule compiles its key regex on every request.
 #pragma once
@@ -42,6 +46,7 @@ struct PrunePlan {
   std::set<std::int64_t> remove;          // rule ids (chain parents) to leave out of every phase
   std::size_t skip_rules_removed = 0;     // of which: always-matching paranoia skip rules
   bool internal_error_rule_needed = true; // 200005
+  std::vector<std::string> defaults;      // "tx.N=V": for SecAction 900803, ahead of the CRS
   std::string not_pruned_because;         // non-empty: `remove` is empty, and why
 };
 

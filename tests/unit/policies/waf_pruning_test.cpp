@@ -140,3 +140,57 @@ TEST(WafPrunePlan, InternalErrorRuleOnlyWhenSomethingCanSetMscVariables) {
 
 }  // namespace
 }  // namespace gerbang::policies::waf
+
+namespace gerbang::policies::waf {
+namespace {
+
+// A CRS default ("&TX:N" "@eq 0" → setvar:tx.N=V, nothing else setting N) moves to SecAction 900803 and its
+// rule goes — unless something could tell the difference.
+TEST(WafPrunePlan, DefaultsSetOnEveryRequestMoveAheadOfTheCrs) {
+  const std::string init = R"(SecRule &TX:critical_anomaly_score "@eq 0" \
+    "id:901140,phase:1,pass,nolog,ver:'OWASP_CRS/3.3.4',setvar:'tx.critical_anomaly_score=5'"
+SecRule &TX:inbound_anomaly_score_threshold "@eq 0" \
+    "id:901100,phase:1,pass,nolog,setvar:'tx.inbound_anomaly_score_threshold=5'"
+SecRule &TX:counter "@eq 0" "id:901190,phase:1,pass,nolog,setvar:'tx.counter=+1'"
+)";
+  const RuleSource route{"route",
+                         R"(SecAction "id:900801,phase:1,nolog,pass,setvar:tx.inbound_anomaly_score_threshold=9")"};
+  const PrunePlan p = plan_pruning({route}, {{"I.conf", init}, {"A.conf", kFileA}, {"B.conf", kFileB}}, {}, 1, {});
+  EXPECT_EQ(p.not_pruned_because, "");
+  // 901100's variable is the route's (it never matches); 901190 adds, it does not set.
+  EXPECT_EQ(p.defaults, (std::vector<std::string>{"tx.critical_anomaly_score=5"}));
+  EXPECT_EQ(p.remove.count(901140), 1u);
+  EXPECT_EQ(p.remove.count(901100), 0u);
+  EXPECT_EQ(p.remove.count(901190), 0u);
+
+  // A CRS rule before it that reads the variable would see it set earlier.
+  const std::string reader = R"(SecRule TX:critical_anomaly_score "@eq 5" "id:901050,phase:1,pass,nolog")";
+  const PrunePlan r =
+      plan_pruning({route}, {{"R.conf", reader}, {"I.conf", init}, {"A.conf", kFileA}, {"B.conf", kFileB}}, {}, 1, {});
+  EXPECT_TRUE(r.defaults.empty());
+  EXPECT_EQ(r.remove.count(901140), 0u);
+
+  // A rule after it that reads MATCHED_VARS (before anything clears them) could see its match.
+  const std::string after_reader = R"(SecRule MATCHED_VARS "@rx 0" "id:901060,phase:1,pass,nolog")";
+  const PrunePlan m = plan_pruning(
+      {route}, {{"I.conf", init}, {"M.conf", after_reader}, {"A.conf", kFileA}, {"B.conf", kFileB}}, {}, 1, {});
+  EXPECT_TRUE(m.defaults.empty());
+  // A rule that reads only its own match (%{MATCHED_VAR} in its actions) is fine.
+  const std::string own = R"(SecRule REQUEST_HEADERS:User-Agent "@rx ^.*$" \
+    "id:901318,phase:1,pass,t:none,t:sha1,t:hexEncode,nolog,setvar:'tx.ua_hash=%{MATCHED_VAR}'")";
+  const PrunePlan o =
+      plan_pruning({route}, {{"I.conf", init}, {"O.conf", own}, {"A.conf", kFileA}, {"B.conf", kFileB}}, {}, 1, {});
+  EXPECT_EQ(o.defaults, (std::vector<std::string>{"tx.critical_anomaly_score=5"}));
+
+  // Set elsewhere too (crs-setup.conf): not a default. Excluded by the route, or its 900803: not either.
+  const RuleSource setup{"setup", R"(SecAction "id:900100,phase:1,nolog,pass,setvar:tx.critical_anomaly_score=6")"};
+  EXPECT_TRUE(plan_pruning({setup, route}, {{"I.conf", init}, {"A.conf", kFileA}, {"B.conf", kFileB}}, {}, 1, {})
+                  .defaults.empty());
+  EXPECT_TRUE(plan_pruning({route}, {{"I.conf", init}, {"A.conf", kFileA}, {"B.conf", kFileB}}, {}, 1, {901140})
+                  .defaults.empty());
+  EXPECT_TRUE(plan_pruning({route}, {{"I.conf", init}, {"A.conf", kFileA}, {"B.conf", kFileB}}, {}, 1, {900803})
+                  .defaults.empty());
+}
+
+}  // namespace
+}  // namespace gerbang::policies::waf

@@ -670,7 +670,9 @@ TEST(WafPruning, VerdictsMatchAndMessagesAreIdenticalWithAndWithoutPruning) {
       EXPECT_EQ(x.record.messages, y.record.messages) << what;
       blocked += x.blocked() ? 1 : 0;
     }
-    if (c.mode == Mode::block) EXPECT_GE(blocked, 15) << "paranoia " << c.paranoia;  // the corpus does bite
+    if (c.mode == Mode::block) {
+      EXPECT_GE(blocked, 15) << "paranoia " << c.paranoia;  // the corpus does bite
+    }
   }
 
   // At paranoia 1 the level-2..4 regions and the skip rules that jump over them go (about 2 per CRS file and
