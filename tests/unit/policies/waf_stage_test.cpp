@@ -23,6 +23,7 @@
 #include <fstream>
 #include <map>
 #include <thread>
+#include <tuple>
 
 #include "policies/request_context.hpp"
 
@@ -690,6 +691,72 @@ TEST(WafPruning, VerdictsMatchAndMessagesAreIdenticalWithAndWithoutPruning) {
   ASSERT_NE(none, nullptr) << error;
   EXPECT_EQ(none->pruned_rule_count(), 0u);
   EXPECT_NE(none->not_pruned_because().find("911013"), std::string::npos) << none->not_pruned_because();
+}
+
+
+// The response phases too (inspect_response loads RESPONSE-*.conf, with their own paranoia skip rules).
+TEST(WafPruning, ResponseVerdictsMatchWithAndWithoutPruning) {
+  std::string error;
+  auto pruning = Engine::create(WafGlobalConfig{}, error);
+  ASSERT_NE(pruning, nullptr) << error;
+  WafGlobalConfig off;
+  off.prune_unreachable_rules = false;
+  auto plain = Engine::create(off, error);
+  ASSERT_NE(plain, nullptr) << error;
+
+  struct Resp {
+    int status;
+    std::string type, body;
+  };
+  const std::vector<Resp> responses = {
+      {200, "text/html", "<html><body>Selamat datang di portal layanan kota.</body></html>"},
+      {200, "application/json", R"({"items":[{"id":1,"nama":"Budi"}],"total":1})"},
+      {200, "text/html",
+       "<html><body>Warning: mysql_fetch_array() expects parameter 1 to be resource, boolean given in "
+       "/var/www/html/report.php on line 12<br>You have an error in your SQL syntax; check the manual that "
+       "corresponds to your MySQL server version</body></html>"},
+      {200, "text/html", "<html><body><?php echo $secret; ?></body></html>"},
+      {500, "text/html",
+       "<html><body>java.lang.NullPointerException\n\tat com.example.Foo.bar(Foo.java:42)\n\tat "
+       "org.apache.catalina.core.ApplicationFilterChain.internalDoFilter(ApplicationFilterChain.java:193)"
+       "</body></html>"},
+      {200, "text/html", "<html><head><title>Index of /backup</title></head><body><h1>Index of /backup</h1>"},
+      {500, "text/html", "<html><body>Microsoft OLE DB Provider for ODBC Drivers error '80040e14'</body></html>"},
+  };
+  for (const int pl : {1, 2, 4}) {
+    WafRouteConfig c;
+    c.mode = Mode::block;
+    c.paranoia = pl;
+    c.inspect_response = true;
+    EXPECT_GT(pruning->rules_for(c, error)->pruned_rule_count(), 0u);
+    const auto a = make_waf_stage(*pruning, c, error);
+    const auto b = make_waf_stage(*plain, c, error);
+    ASSERT_TRUE(a && b) << error;
+    int blocked = 0;
+    for (const Resp& r : responses) {
+      auto once = [&](const Stage& stage) {
+        std::vector<HeaderField> fields{{"Host", "api.kota.go.id"}, {"Accept", "*/*"}, {"User-Agent", "curl/8.5"}};
+        RequestContext ctx;
+        ctx.request.method = "GET";
+        ctx.request.target = "/report";
+        ctx.request.headers = fields;
+        ctx.request.client.text = "203.0.113.7";
+        ctx.request.request_id = "resp-eq";
+        Verdict v = stage.on_request_head(ctx);
+        const std::string length = std::to_string(r.body.size());
+        const std::vector<HeaderField> rh{{"Content-Type", r.type}, {"Content-Length", length}};
+        if (v.is_next()) v = on_response_head(ctx, r.status, rh);
+        if (v.is_next()) v = on_response_body(ctx, std::as_bytes(std::span(r.body)), true);
+        finish_request(ctx);
+        return std::make_tuple(v.reason, ctx.waf_rule_ids, ctx.waf.messages, ctx.waf.anomaly_score);
+      };
+      const auto x = once(*a), y = once(*b);
+      EXPECT_EQ(x, y) << "paranoia " << pl << ": " << r.body.substr(0, 60) << "\n"
+                      << std::get<2>(x) << "\n" << std::get<2>(y);
+      blocked += std::get<0>(x) == Reason::waf_blocked ? 1 : 0;
+    }
+    EXPECT_GE(blocked, 2) << "paranoia " << pl;  // the leaks do bite
+  }
 }
 
 }  // namespace
