@@ -581,16 +581,38 @@ TEST_F(WafConcurrency, FourThreadsShareOneRuleSet) {
 
 // ---- pruning (rule_pruning.hpp): the same verdicts with and without ----
 
+// Two engines: one that prunes (the default) and one that does not.
+class WafPruning : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    std::string error;
+    pruning = Engine::create(WafGlobalConfig{}, error);
+    ASSERT_NE(pruning, nullptr) << error;
+    WafGlobalConfig off;
+    off.prune_unreachable_rules = false;
+    plain = Engine::create(off, error);
+    ASSERT_NE(plain, nullptr) << error;
+  }
+  static void TearDownTestSuite() {
+    pruning.reset();
+    plain.reset();
+  }
+  // The route's stage from each engine; the pruning engine's set must have left rules out, the other's none.
+  std::pair<std::unique_ptr<Stage>, std::unique_ptr<Stage>> stages(const WafRouteConfig& c) {
+    const auto set = pruning->rules_for(c, error);
+    EXPECT_TRUE(set && set->not_pruned_because().empty() && set->pruned_rule_count() > 0)
+        << "paranoia " << c.paranoia << ": " << (set ? set->not_pruned_because() : error);
+    const auto full = plain->rules_for(c, error);
+    EXPECT_TRUE(full && full->pruned_rule_count() == 0) << error;
+    return {make_waf_stage(*pruning, c, error), make_waf_stage(*plain, c, error)};
+  }
+  static inline std::shared_ptr<Engine> pruning, plain;
+  std::string error;
+};
+
 // A corpus of benign and hostile requests, each run through a route built by an engine that prunes and one
 // that does not: verdict, matched rule ids (in order), anomaly score and messages must be identical.
-TEST(WafPruning, VerdictsMatchAndMessagesAreIdenticalWithAndWithoutPruning) {
-  std::string error;
-  auto pruning = Engine::create(WafGlobalConfig{}, error);
-  ASSERT_NE(pruning, nullptr) << error;
-  WafGlobalConfig off;
-  off.prune_unreachable_rules = false;
-  auto plain = Engine::create(off, error);
-  ASSERT_NE(plain, nullptr) << error;
+TEST_F(WafPruning, VerdictsMatchAndMessagesAreIdenticalWithAndWithoutPruning) {
 
   std::vector<Req> corpus;
   for (const char* t : {"/api/v1/items", "/api/v1/items?page=2&sort=name", "/search?q=harga%20beras%20hari%20ini",
@@ -653,13 +675,7 @@ TEST(WafPruning, VerdictsMatchAndMessagesAreIdenticalWithAndWithoutPruning) {
   configs.push_back(excluded);
 
   for (const auto& c : configs) {
-    const auto set = pruning->rules_for(c, error);
-    ASSERT_NE(set, nullptr) << error;
-    EXPECT_EQ(set->not_pruned_because(), "") << "paranoia " << c.paranoia;
-    EXPECT_GT(set->pruned_rule_count(), 0u) << "paranoia " << c.paranoia;
-    EXPECT_EQ(plain->rules_for(c, error)->pruned_rule_count(), 0u);
-    const auto a = make_waf_stage(*pruning, c, error);
-    const auto b = make_waf_stage(*plain, c, error);
+    const auto [a, b] = stages(c);
     ASSERT_TRUE(a && b) << error;
     int blocked = 0;
     for (const Req& r : corpus) {
@@ -695,14 +711,7 @@ TEST(WafPruning, VerdictsMatchAndMessagesAreIdenticalWithAndWithoutPruning) {
 
 
 // The response phases too (inspect_response loads RESPONSE-*.conf, with their own paranoia skip rules).
-TEST(WafPruning, ResponseVerdictsMatchWithAndWithoutPruning) {
-  std::string error;
-  auto pruning = Engine::create(WafGlobalConfig{}, error);
-  ASSERT_NE(pruning, nullptr) << error;
-  WafGlobalConfig off;
-  off.prune_unreachable_rules = false;
-  auto plain = Engine::create(off, error);
-  ASSERT_NE(plain, nullptr) << error;
+TEST_F(WafPruning, ResponseVerdictsMatchWithAndWithoutPruning) {
 
   struct Resp {
     int status;
@@ -728,9 +737,7 @@ TEST(WafPruning, ResponseVerdictsMatchWithAndWithoutPruning) {
     c.mode = Mode::block;
     c.paranoia = pl;
     c.inspect_response = true;
-    EXPECT_GT(pruning->rules_for(c, error)->pruned_rule_count(), 0u);
-    const auto a = make_waf_stage(*pruning, c, error);
-    const auto b = make_waf_stage(*plain, c, error);
+    const auto [a, b] = stages(c);
     ASSERT_TRUE(a && b) << error;
     int blocked = 0;
     for (const Resp& r : responses) {
