@@ -270,6 +270,16 @@ net::awaitable<void> admin_accept_loop(AdminContext ctx, tcp::acceptor& acceptor
 
 }  // namespace
 
+namespace {
+
+// What the policy build wants an operator to know (per WAF route: rules left out of its compiled set).
+void log_policy_notes(const Generation& gen) {
+  if (!gen.policies) return;
+  for (const auto& n : gen.policies->notes()) spdlog::info("{}", n);
+}
+
+}  // namespace
+
 // A warning some days ahead of any listener certificate (or CA in its chain) expiring; at start and reload.
 void warn_expiring_certificates(const config::Config& cfg) {
   constexpr long long kWarnAhead = 14LL * 24 * 3600;
@@ -489,6 +499,7 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
                                             " change(s): " + (changed.empty() ? "none in the file itself" : changed));
     }
     spdlog::info("{} ({} route(s), {} upstream(s))", message, next_cfg->routes.size(), next_cfg->upstreams.size());
+    log_policy_notes(*next);
     return true;
   };
   AdminContext actx{&state, &workers, &shared};
@@ -499,6 +510,7 @@ int run_server(std::shared_ptr<const Generation> gen, const ServerOptions& optio
   }
   spdlog::info("gerbang started: {} worker(s), {} listener(s), {} route(s), {} upstream(s)", n_workers,
                cfg.listeners.size(), cfg.routes.size(), cfg.upstreams.size());
+  log_policy_notes(*gen);
 
   if (!options.ready_file.empty()) {
     const std::string tmp = options.ready_file + ".tmp";

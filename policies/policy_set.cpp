@@ -40,11 +40,14 @@ class PolicySetImpl final : public PolicySet {
     return std::make_unique<WorkerStateImpl>(ratelimit::make_worker_buckets(ratelimit_, std::move(backend)));
   }
 
+  std::span<const std::string> notes() const override { return notes_; }
+
   RateLimitBackendConfig ratelimit_;
   std::shared_ptr<waf::Engine> waf_engine_;  // shared read-only by the WAF stages (rules parsed once)
   std::vector<std::unique_ptr<Stage>> owned_;
   std::vector<std::vector<const Stage*>> route_views_;
   std::vector<std::unique_ptr<ipfilter::CompiledFilter>> listener_filters_;  // null = no filter
+  std::vector<std::string> notes_;
 };
 
 }  // namespace
@@ -108,6 +111,17 @@ std::unique_ptr<PolicySet> PolicySet::create(const Inputs& in, std::vector<std::
       auto stage = waf::make_waf_stage(*set->waf_engine_, *r.waf, error);
       if (!stage && !error.empty()) {
         errors.push_back("routes[" + std::to_string(i) + "] (" + r.name + "): " + error);
+      }
+      if (stage) {  // the stage's compiled set, from the engine's cache
+        if (const auto rules = set->waf_engine_->rules_for(*r.waf, error)) {
+          const std::size_t out = rules->pruned_rule_count();
+          set->notes_.push_back(
+              "route " + r.name + ": WAF rule set: " +
+              (out > 0 ? std::to_string(out) + " of " + std::to_string(rules->rule_count()) +
+                             " rules left out (never evaluated at paranoia " + std::to_string(r.waf->paranoia) +
+                             ", or set up ahead of the CRS)"
+                       : "compiled in full (" + rules->not_pruned_because() + ")"));
+        }
       }
       keep(std::move(stage));
     }

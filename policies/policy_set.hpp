@@ -54,6 +54,9 @@ class PolicySet {
   virtual Verdict check_listener(std::size_t listener, const IpAddress& client) const = 0;
   // Per-worker state. `backend` is the shared-counter backend for Redis-backed limits (null = local only).
   virtual std::unique_ptr<WorkerState> make_worker_state(std::unique_ptr<ratelimit::CounterBackend> backend) const = 0;
+  // What an operator may want to know about the build (logged at start and on reload): per WAF route, how
+  // many rules its compiled set leaves out, or why none.
+  virtual std::span<const std::string> notes() const = 0;
 };
 
 }  // namespace gerbang::policies

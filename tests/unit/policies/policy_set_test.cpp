@@ -121,6 +121,28 @@ TEST(PolicySet, ReportsBuildErrors) {
   EXPECT_THAT(all, HasSubstr("cannot read JWKS file"));
 }
 
+// Per WAF route, the build says how many rules its compiled set leaves out, or why none (logged at start and
+// on reload); a route that excludes a CRS paranoia skip rule gets its rule set in full.
+TEST(PolicySet, NotesSayWhatEachWafRouteLeavesOut) {
+  RoutePolicyConfig none;
+  WafRouteConfig waf;
+  waf.mode = WafRouteConfig::Mode::block;
+  WafRouteConfig excluded = waf;
+  excluded.exclude_rules = {911013};
+  WafRouteConfig off;  // mode off: no stage, no note
+  PolicySet::Inputs in;
+  in.routes = {{"api", &none, &waf}, {"legacy", &none, &excluded}, {"static", &none, &off}};
+  std::vector<std::string> errors;
+  const auto set = PolicySet::create(in, errors);
+  ASSERT_NE(set, nullptr) << (errors.empty() ? "" : errors.front());
+  const auto notes = set->notes();
+  ASSERT_EQ(notes.size(), 2u);
+  EXPECT_THAT(notes[0], HasSubstr("route api: WAF rule set: "));
+  EXPECT_THAT(notes[0], HasSubstr("rules left out (never evaluated at paranoia 1, or set up ahead of the CRS)"));
+  EXPECT_THAT(notes[1],
+              HasSubstr("route legacy: WAF rule set: compiled in full (the route excludes skip rule 911013)"));
+}
+
 TEST(Reasons, PolicyReasonsHaveStableNamesAndStatuses) {
   struct Row {
     Reason r;
