@@ -111,11 +111,14 @@ bool read_sources(const std::vector<std::string>& paths, std::vector<RuleSource>
 // Takes the planned rules out of every phase, all or nothing: each id must name exactly one rule.
 std::size_t remove_rules(modsecurity::RulesSet& set, const std::set<std::int64_t>& ids, std::string& why) {
   if (ids.empty()) return 0;
+  const auto planned = [&](const std::shared_ptr<modsecurity::Rule>& r) {
+    const auto* rule = dynamic_cast<const modsecurity::RuleWithActions*>(r.get());
+    return rule != nullptr && ids.count(rule->m_ruleId) != 0 ? rule : nullptr;
+  };
   std::map<std::int64_t, int> seen;
   for (int p = 0; p < modsecurity::Phases::NUMBER_OF_PHASES; ++p) {
     for (const auto& r : set.m_rulesSetPhases.at(p)->m_rules) {
-      const auto* rule = dynamic_cast<const modsecurity::RuleWithActions*>(r.get());
-      if (rule != nullptr && ids.count(rule->m_ruleId) != 0) ++seen[rule->m_ruleId];
+      if (const auto* rule = planned(r)) ++seen[rule->m_ruleId];
     }
   }
   for (const std::int64_t id : ids) {
@@ -125,10 +128,7 @@ std::size_t remove_rules(modsecurity::RulesSet& set, const std::set<std::int64_t
     }
   }
   for (int p = 0; p < modsecurity::Phases::NUMBER_OF_PHASES; ++p) {
-    std::erase_if(set.m_rulesSetPhases.at(p)->m_rules, [&](const std::shared_ptr<modsecurity::Rule>& r) {
-      const auto* rule = dynamic_cast<const modsecurity::RuleWithActions*>(r.get());
-      return rule != nullptr && ids.count(rule->m_ruleId) != 0;
-    });
+    std::erase_if(set.m_rulesSetPhases.at(p)->m_rules, [&](const auto& r) { return planned(r) != nullptr; });
   }
   return ids.size();
 }
@@ -338,8 +338,16 @@ std::string Engine::rule_text(const WafRouteConfig& r, bool internal_error_rule,
 }
 
 std::shared_ptr<const RuleSet> Engine::rules_for(const WafRouteConfig& route, std::string& error) {
-  std::string text = rule_text(route, true, {}, error);
-  if (text.empty()) return nullptr;
+  // The full text is the cache key: it describes the route's configuration, and what the plan below leaves
+  // out follows from it (and from the files, read once per engine generation as the includes are).
+  const std::string key = rule_text(route, true, {}, error);
+  if (key.empty()) return nullptr;
+
+  std::lock_guard lock(mutex_);
+  if (auto it = cache_.find(key); it != cache_.end()) {
+    if (auto live = it->second.lock()) return live;
+    cache_.erase(it);
+  }
 
   // What this route can leave out (read from the files the engine is about to include).
   PrunePlan plan;
@@ -361,17 +369,9 @@ std::shared_ptr<const RuleSet> Engine::rules_for(const WafRouteConfig& route, st
   } else {
     plan.not_pruned_because = "pruning is off";
   }
-  if (!plan.internal_error_rule_needed || !plan.defaults.empty()) {
-    text = rule_text(route, plan.internal_error_rule_needed, plan.defaults, error);
-  }
-  // The text is the cache key: a set built with a plan differs from one built without.
-  append_line(text, "# pruned: " + std::to_string(plan.remove.size()));
-
-  std::lock_guard lock(mutex_);
-  if (auto it = cache_.find(text); it != cache_.end()) {
-    if (auto live = it->second.lock()) return live;
-    cache_.erase(it);
-  }
+  const std::string text = plan.internal_error_rule_needed && plan.defaults.empty()
+                               ? key
+                               : rule_text(route, plan.internal_error_rule_needed, plan.defaults, error);
 
   std::shared_ptr<RuleSet> rs(new (std::nothrow) RuleSet());
   if (!rs) {
@@ -409,7 +409,7 @@ std::shared_ptr<const RuleSet> Engine::rules_for(const WafRouteConfig& route, st
   for (auto it = cache_.begin(); it != cache_.end();) {  // drop sets no generation uses any more
     it = it->second.expired() ? cache_.erase(it) : std::next(it);
   }
-  cache_.emplace(std::move(text), rs);
+  cache_.emplace(key, rs);
   return rs;
 }
 
