@@ -16,6 +16,7 @@
 #include "policies/authn/api_keys.hpp"
 #include "policies/authn/identity_assertion.hpp"
 #include "policies/authn/jwt.hpp"
+#include "policies/text.hpp"
 
 namespace gerbang::policies::authn {
 namespace {
@@ -59,12 +60,6 @@ std::optional<std::string> read_small_file(const std::string& path) {
   s << in.rdbuf();
   if (in.bad() || s.str().size() > 64 * 1024) return std::nullopt;
   return s.str();
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
-  return s;
 }
 
 // The identity signing key: a PKCS#8 PEM Ed25519 key (`openssl genpkey -algorithm ed25519`), a signed-note

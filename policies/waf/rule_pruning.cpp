@@ -7,22 +7,10 @@
 #include <string_view>
 #include <utility>
 
+#include "policies/text.hpp"
+
 namespace gerbang::policies::waf {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  return out;
-}
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
 
 std::string_view unquote(std::string_view s) {
   s = trim(s);
@@ -53,7 +41,7 @@ Statement tokenize(std::string raw) {
   std::size_t i = 0;
   const std::size_t n = raw.size();
   while (true) {
-    while (i < n && is_space(raw[i])) ++i;
+    while (i < n && ascii_space(raw[i])) ++i;
     if (i >= n) break;
     std::string t;
     if (raw[i] == '"') {
@@ -69,12 +57,12 @@ Statement tokenize(std::string raw) {
       }
       ++i;
     } else {
-      while (i < n && !is_space(raw[i])) t += raw[i++];
+      while (i < n && !ascii_space(raw[i])) t += raw[i++];
     }
     toks.push_back(std::move(t));
   }
   if (!toks.empty()) {
-    s.directive = lower(toks.front());
+    s.directive = ascii_lower(toks.front());
     s.args.assign(toks.begin() + 1, toks.end());
   }
   s.raw = std::move(raw);
@@ -129,9 +117,9 @@ Actions parse_actions(std::string_view s) {
       if (piece.empty()) continue;
       const std::size_t colon = piece.find(':');
       if (colon == std::string_view::npos) {
-        out.emplace_back(lower(piece), std::string());
+        out.emplace_back(ascii_lower(piece), std::string());
       } else {
-        out.emplace_back(lower(trim(piece.substr(0, colon))), std::string(unquote(piece.substr(colon + 1))));
+        out.emplace_back(ascii_lower(trim(piece.substr(0, colon))), std::string(unquote(piece.substr(colon + 1))));
       }
     }
   }
@@ -139,7 +127,7 @@ Actions parse_actions(std::string_view s) {
 }
 
 int parse_phase(std::string_view v) {
-  const std::string p = lower(trim(v));
+  const std::string p = ascii_lower(trim(v));
   if (p == "request") return 2;
   if (p == "response") return 4;
   if (p == "logging") return 5;
@@ -181,8 +169,8 @@ std::vector<Rule> parse_rules(const std::vector<const RuleSource*>& sources) {
         Rule& parent = rules.back();
         const Actions a = parse_actions(actions_of(st));
         parent.all_acts.insert(parent.all_acts.end(), a.begin(), a.end());
-        parent.all_lower += '\n' + lower(st.raw);
-        if (is_rule && !st.args.empty()) parent.child_vars.push_back(lower(st.args[0]));
+        parent.all_lower += '\n' + ascii_lower(st.raw);
+        if (is_rule && !st.args.empty()) parent.child_vars.push_back(ascii_lower(st.args[0]));
         chain_open = std::any_of(a.begin(), a.end(), [](const auto& x) { return x.first == "chain"; });
         continue;
       }
@@ -191,7 +179,7 @@ std::vector<Rule> parse_rules(const std::vector<const RuleSource*>& sources) {
       r.source = si;
       r.directive = st.directive;
       r.args = st.args;
-      r.all_lower = lower(st.raw);
+      r.all_lower = ascii_lower(st.raw);
       if (is_rule || is_action) {
         r.kind = is_rule ? Rule::Kind::rule : Rule::Kind::action;
         if (is_rule) {
@@ -221,39 +209,45 @@ bool has_action(const Actions& acts, std::string_view name) {
   return std::any_of(acts.begin(), acts.end(), [&](const auto& a) { return a.first == name; });
 }
 
-// Only id, phase, pass, nolog, t:none, skipAfter and metadata (ver, rev, maturity, accuracy; not tag or msg,
-// which SecRuleRemoveByTag/ByMsg and ctl:ruleRemoveByTag match): no effect but the skip (and MATCHED_VAR* when
-// it matches).
+// An action with no effect on a match: id, phase, pass, nolog, t:none and metadata (ver, rev, maturity,
+// accuracy; not tag or msg, which SecRuleRemoveByTag/ByMsg and ctl:ruleRemoveByTag match).
+bool inert_action(const std::string& name, const std::string& value) {
+  return name == "id" || name == "phase" || name == "pass" || name == "nolog" || name == "ver" || name == "rev" ||
+         name == "maturity" || name == "accuracy" || (name == "t" && ascii_lower(value) == "none");
+}
+
+// Inert actions and skipAfter: no effect but the skip (and MATCHED_VAR* when it matches).
 bool only_skip_actions(const Rule& r) {
   if (r.kind != Rule::Kind::rule || r.chain_open || r.id < 0 || r.phase == 0 || r.skip_after.empty()) return false;
-  for (const auto& [name, value] : r.acts) {
-    if (name == "id" || name == "phase" || name == "pass" || name == "nolog" || name == "skipafter" ||
-        name == "ver" || name == "rev" || name == "maturity" || name == "accuracy") {
-      continue;
-    }
-    if (name == "t" && lower(value) == "none") continue;
-    return false;
-  }
-  return true;
+  return std::all_of(r.acts.begin(), r.acts.end(),
+                     [](const auto& a) { return a.first == "skipafter" || inert_action(a.first, a.second); });
+}
+
+// The position of the first marker named `name` after position `k` of a phase's sequence, or its size.
+std::size_t marker_after(const std::vector<Rule>& rules, const std::vector<std::size_t>& seq, std::size_t k,
+                         const std::string& name) {
+  std::size_t m = k + 1;
+  while (m < seq.size() && !(rules[seq[m]].kind == Rule::Kind::marker && rules[seq[m]].marker == name)) ++m;
+  return m;
 }
 
 // "@lt K" against TX:EXECUTING_PARANOIA_LEVEL: K, or nothing.
 std::optional<std::int64_t> paranoia_skip_level(const Rule& r) {
-  if (!only_skip_actions(r) || lower(trim(r.vars)) != "tx:executing_paranoia_level") return std::nullopt;
-  const std::string op = lower(trim(r.op));
-  if (op.rfind("@lt ", 0) != 0) return std::nullopt;
+  if (!only_skip_actions(r) || ascii_lower(trim(r.vars)) != "tx:executing_paranoia_level") return std::nullopt;
+  const std::string op = ascii_lower(trim(r.op));
+  if (!op.starts_with("@lt ")) return std::nullopt;
   return to_int(std::string_view(op).substr(4));
 }
 
 // "&TX:N|TX:N" "@eq 0": N, or nothing.
 std::optional<std::string> unset_skip_variable(const Rule& r) {
-  if (!only_skip_actions(r) || lower(trim(r.op)) != "@eq 0") return std::nullopt;
-  const std::string v = lower(trim(r.vars));
+  if (!only_skip_actions(r) || ascii_lower(trim(r.op)) != "@eq 0") return std::nullopt;
+  const std::string v = ascii_lower(trim(r.vars));
   const std::size_t bar = v.find('|');
   if (bar == std::string::npos) return std::nullopt;
   std::string a = v.substr(0, bar), b = v.substr(bar + 1);
-  if (b.rfind("&", 0) == 0) std::swap(a, b);
-  if (a.rfind("&tx:", 0) != 0 || b.rfind("tx:", 0) != 0) return std::nullopt;
+  if (b.starts_with("&")) std::swap(a, b);
+  if (!a.starts_with("&tx:") || !b.starts_with("tx:")) return std::nullopt;
   const std::string n = a.substr(4);
   if (n.empty() || n != b.substr(3) || n.find_first_of("/:|&") != std::string::npos) return std::nullopt;
   return n;
@@ -263,9 +257,9 @@ std::optional<std::string> unset_skip_variable(const Rule& r) {
 bool names_any(std::string_view list, const std::set<std::int64_t>& ids) {
   std::size_t i = 0;
   while (i < list.size()) {
-    while (i < list.size() && (is_space(list[i]) || list[i] == ',')) ++i;
+    while (i < list.size() && (ascii_space(list[i]) || list[i] == ',')) ++i;
     std::size_t j = i;
-    while (j < list.size() && !is_space(list[j]) && list[j] != ',') ++j;
+    while (j < list.size() && !ascii_space(list[j]) && list[j] != ',') ++j;
     const std::string_view tok = unquote(list.substr(i, j - i));
     i = j;
     if (tok.empty()) continue;
@@ -292,8 +286,8 @@ std::vector<SetVarName> tx_setvars(const Actions& acts) {
     if (eq != std::string_view::npos) v = v.substr(0, eq);
     v = trim(v);
     if (!v.empty() && v.front() == '!') v.remove_prefix(1);
-    const std::string n = lower(v);
-    if (n.rfind("tx.", 0) != 0 && n.rfind("tx:", 0) != 0) continue;
+    const std::string n = ascii_lower(v);
+    if (!n.starts_with("tx.") && !n.starts_with("tx:")) continue;
     SetVarName s;
     s.literal = n.substr(3);
     if (const std::size_t m = s.literal.find("%{"); m != std::string::npos) {
@@ -304,8 +298,6 @@ std::vector<SetVarName> tx_setvars(const Actions& acts) {
   }
   return out;
 }
-
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
 }  // namespace
 
@@ -325,7 +317,6 @@ PrunePlan plan_pruning(const std::vector<RuleSource>& before, const std::vector<
   };
 
   // What rules write: MSC_* (rule 200005), tx.executing_paranoia_level, and which names are ever set.
-  std::set<std::string> set_names;
   std::map<std::string, int> writers;  // name → rules that set it
   std::vector<std::string> dynamic_prefixes;
   std::optional<std::string> level_writer;
@@ -336,32 +327,32 @@ PrunePlan plan_pruning(const std::vector<RuleSource>& before, const std::vector<
       if (s.dynamic) {
         dynamic_prefixes.push_back(s.literal);
         const bool could_be_level =
-            starts_with("executing_paranoia_level", s.literal) || starts_with("paranoia_level", s.literal);
+            std::string_view("executing_paranoia_level").starts_with(s.literal) ||
+            std::string_view("paranoia_level").starts_with(s.literal);
         if (could_be_level && !level_writer) {
           level_writer = "a dynamically named TX variable (rule " + std::to_string(r.id) + ")";
         }
         continue;
       }
-      set_names.insert(s.literal);
       ++writers[s.literal];
       if (s.literal == "executing_paranoia_level" || s.literal == "paranoia_level") {
         // The route's SecAction 900800 sets both in phase 1, after crs-setup.conf (whose phase-1 SecActions
         // it overrides) and before the CRS (whose defaults apply only to an unset variable).
         const bool ours = r.kind == Rule::Kind::action && r.id == 900800;
         const bool setup = r.kind == Rule::Kind::action && r.phase == 1 && r.source < before.size();
-        const bool crs_default = r.kind == Rule::Kind::rule && lower(trim(r.vars)) == "&tx:" + s.literal &&
-                                 lower(trim(r.op)) == "@eq 0";
+        const bool crs_default = r.kind == Rule::Kind::rule && ascii_lower(trim(r.vars)) == "&tx:" + s.literal &&
+                                 ascii_lower(trim(r.op)) == "@eq 0";
         if (!ours && !setup && !crs_default && !level_writer) {
           level_writer = "rule " + std::to_string(r.id) + " sets tx." + s.literal;
         }
       }
     }
   }
-  const bool msc_named = std::any_of(set_names.begin(), set_names.end(), [](const auto& n) {
-    return starts_with(n, "msc_");
+  const bool msc_named = std::any_of(writers.begin(), writers.end(), [](const auto& w) {
+    return w.first.starts_with("msc_");
   });
   const bool msc_dynamic = std::any_of(dynamic_prefixes.begin(), dynamic_prefixes.end(), [](const auto& p) {
-    return starts_with("msc_", p) || starts_with(p, "msc_");
+    return std::string_view("msc_").starts_with(p) || p.starts_with("msc_");
   });
   plan.internal_error_rule_needed = scripts || msc_named || msc_dynamic;
   if (scripts) return fail("a Lua script (exec or SecRuleScript) could change anything");
@@ -378,27 +369,30 @@ PrunePlan plan_pruning(const std::vector<RuleSource>& before, const std::vector<
     }
   }
 
+  // Whether tx.N may be set by more than `own` rules (by name, or by a dynamic name that could be N).
+  auto set_elsewhere = [&](const std::string& n, int own) {
+    const auto w = writers.find(n);
+    if (w != writers.end() && w->second > own) return true;
+    return std::any_of(dynamic_prefixes.begin(), dynamic_prefixes.end(),
+                       [&](const std::string& p) { return n.starts_with(p); });
+  };
   // Skip rules, and whether they always match for this route.
   auto always_matches = [&](const Rule& r) {
     if (const auto k = paranoia_skip_level(r)) return paranoia < *k;
-    if (const auto n = unset_skip_variable(r)) {
-      if (set_names.count(*n) != 0) return false;
-      return std::none_of(dynamic_prefixes.begin(), dynamic_prefixes.end(),
-                          [&](const std::string& p) { return starts_with(*n, p); });
-    }
+    if (const auto n = unset_skip_variable(r)) return !set_elsewhere(*n, 0);
     return false;
   };
   // A rule on the route's (constant) level that cannot match: its evaluation clears MATCHED_VAR*.
   auto never_matches = [&](const Rule& r) {
     if (r.kind != Rule::Kind::rule) return false;
     for (const auto& [name, value] : r.acts) {
-      if (name == "t" && lower(value) != "none") return false;
+      if (name == "t" && ascii_lower(value) != "none") return false;
       if (name == "multimatch") return false;
     }
-    const std::string v = lower(trim(r.vars)), op = lower(trim(r.op));
+    const std::string v = ascii_lower(trim(r.vars)), op = ascii_lower(trim(r.op));
     if (v == "tx:executing_paranoia_level" && op == "@lt %{tx.paranoia_level}") return true;  // both the route's
     if (v != "tx:executing_paranoia_level" && v != "tx:paranoia_level") return false;
-    const bool lt = op.rfind("@lt ", 0) == 0, ge = op.rfind("@ge ", 0) == 0;
+    const bool lt = op.starts_with("@lt "), ge = op.starts_with("@ge ");
     if (!lt && !ge) return false;
     const auto k = to_int(std::string_view(op).substr(4));
     if (!k) return false;
@@ -431,8 +425,7 @@ PrunePlan plan_pruning(const std::vector<RuleSource>& before, const std::vector<
     for (std::size_t i = 0; i < s.size(); ++i) {
       const Rule& r = rules[s[i]];
       if (r.kind == Rule::Kind::marker || r.phase != p || !always_matches(r)) continue;
-      std::size_t j = i + 1;
-      while (j < s.size() && !(rules[s[j]].kind == Rule::Kind::marker && rules[s[j]].marker == r.skip_after)) ++j;
+      const std::size_t j = marker_after(rules, s, i, r.skip_after);
       if (j == s.size()) continue;  // no marker: the rest of the phase is skipped; leave it as it is
       for (std::size_t k = i + 1; k < j; ++k) {
         const Rule& x = rules[s[k]];
@@ -467,26 +460,23 @@ PrunePlan plan_pruning(const std::vector<RuleSource>& before, const std::vector<
     const Rule& r = rules[s1[i]];
     if (r.kind != Rule::Kind::rule || r.chain_open || !r.child_vars.empty() || r.phase != 1 || r.id < 0 ||
         dead.count(s1[i]) != 0 || excluded.count(r.id) != 0 || r.source < before.size() ||
-        r.source >= before.size() + crs.size() || lower(trim(r.op)) != "@eq 0") {
+        r.source >= before.size() + crs.size() || ascii_lower(trim(r.op)) != "@eq 0") {
       continue;
     }
-    const std::string v = lower(trim(r.vars));
-    if (v.rfind("&tx:", 0) != 0) continue;
+    const std::string v = ascii_lower(trim(r.vars));
+    if (!v.starts_with("&tx:")) continue;
     const std::string n = v.substr(4);
     if (n.empty() || n.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") != std::string::npos) continue;
     std::string setvar;
     bool ok = true;
     for (const auto& [name, value] : r.acts) {
-      if (name == "id" || name == "phase" || name == "pass" || name == "nolog" || name == "ver" || name == "rev" ||
-          name == "maturity" || name == "accuracy" || (name == "t" && lower(value) == "none")) {
-        continue;
-      }
+      if (inert_action(name, value)) continue;
       if (name != "setvar" || !setvar.empty()) {
         ok = false;
         break;
       }
       const std::size_t eq = value.find('=');
-      const std::string target = lower(trim(std::string_view(value).substr(0, eq)));
+      const std::string target = ascii_lower(trim(std::string_view(value).substr(0, eq)));
       const std::string_view val =
           eq == std::string::npos ? std::string_view() : std::string_view(value).substr(eq + 1);
       if (eq == std::string::npos || target != "tx." + n || val.empty() || val.front() == '+' || val.front() == '-' ||
@@ -496,11 +486,7 @@ PrunePlan plan_pruning(const std::vector<RuleSource>& before, const std::vector<
       }
       setvar = "tx." + n + "=" + std::string(val);
     }
-    if (!ok || setvar.empty() || writers[n] != 1) continue;
-    if (std::any_of(dynamic_prefixes.begin(), dynamic_prefixes.end(),
-                    [&](const std::string& p) { return starts_with(n, p); })) {
-      continue;
-    }
+    if (!ok || setvar.empty() || set_elsewhere(n, 1)) continue;
     // Set earlier now: nothing in the CRS before it may read N (by name, or the whole TX collection).
     bool read_before = false;
     for (std::size_t j = 0; j < i && !read_before; ++j) {
@@ -510,7 +496,7 @@ PrunePlan plan_pruning(const std::vector<RuleSource>& before, const std::vector<
         read_before = true;
       }
       std::vector<std::string> var_lists = y.child_vars;
-      var_lists.push_back(lower(y.vars));
+      var_lists.push_back(ascii_lower(y.vars));
       for (const auto& list : var_lists) {
         std::size_t a = 0;
         while (a <= list.size()) {
@@ -538,7 +524,7 @@ PrunePlan plan_pruning(const std::vector<RuleSource>& before, const std::vector<
     if (dead.count(i) == 0) {
       for (const auto& [name, value] : r.all_acts) {
         if (name != "ctl") continue;
-        const std::string v = lower(value);
+        const std::string v = ascii_lower(value);
         const std::size_t eq = v.find('=');
         if (eq == std::string::npos) continue;
         const std::string what = std::string(trim(std::string_view(v).substr(0, eq)));
@@ -576,11 +562,10 @@ PrunePlan plan_pruning(const std::vector<RuleSource>& before, const std::vector<
   auto reads_matched = [&](const Rule& x) {
     if (x.all_lower.find("matched_") == std::string::npos) return false;
     if (x.kind != Rule::Kind::rule || !x.child_vars.empty() || x.chain_open) return true;
-    if (lower(x.vars).find("matched_") != std::string::npos || lower(x.op).find("matched_") != std::string::npos) {
-      return true;
-    }
+    const auto mentions = [](const std::string& t) { return ascii_lower(t).find("matched_") != std::string::npos; };
+    if (mentions(x.vars) || mentions(x.op)) return true;
     for (const auto& [name, value] : x.acts) {
-      std::string v = lower(value);
+      std::string v = ascii_lower(value);
       for (const std::string m : {"%{matched_var_name}", "%{matched_var}"}) {
         for (std::size_t at = v.find(m); at != std::string::npos; at = v.find(m)) v.erase(at, m.size());
       }
@@ -594,10 +579,10 @@ PrunePlan plan_pruning(const std::vector<RuleSource>& before, const std::vector<
     return std::any_of(x.all_acts.begin(), x.all_acts.end(), [](const auto& a) {
       const std::string& n = a.first;
       if (n == "ctl") {
-        const std::string v = lower(a.second);
-        return !(v == "ruleengine=off" || starts_with(v, "auditengine=") || starts_with(v, "auditlogparts=") ||
-                 starts_with(v, "forcerequestbodyvariable=") || starts_with(v, "requestbodyprocessor=") ||
-                 starts_with(v, "requestbodyaccess="));
+        const std::string v = ascii_lower(a.second);
+        return !(v == "ruleengine=off" || v.starts_with("auditengine=") || v.starts_with("auditlogparts=") ||
+                 v.starts_with("forcerequestbodyvariable=") || v.starts_with("requestbodyprocessor=") ||
+                 v.starts_with("requestbodyaccess="));
       }
       return n == "deny" || n == "drop" || n == "block" || n == "allow" || n == "redirect" || n == "proxy" ||
              n == "pause" || n == "skip" || n == "exec" || n == "multimatch";
@@ -620,10 +605,8 @@ PrunePlan plan_pruning(const std::vector<RuleSource>& before, const std::vector<
       if (x.phase == p && never_matches(x)) return true;
       if (reads_matched(x) || changes_flow(x)) return false;
       if (!x.skip_after.empty()) {
-        std::size_t m = k + 1;
-        while (m < s.size() && !(rules[s[m]].kind == Rule::Kind::marker && rules[s[m]].marker == x.skip_after)) ++m;
-        if (m == s.size()) return false;
-        k = m;
+        k = marker_after(rules, s, k, x.skip_after);
+        if (k == s.size()) return false;
       }
       ++k;
     }
