@@ -445,17 +445,21 @@ TEST_F(WafStageTest, DetectModeNeverRejectsOverLimit) {
 
 // ---- response inspection ----
 
-TEST_F(WafStageTest, ResponseInspectionCatchesADataLeak) {
-  std::vector<std::pair<std::string, std::string>> hs{{"Host", "api.kota.go.id"}, {"Accept", "*/*"},
-                                                      {"User-Agent", "curl/8.5"}};
-  std::vector<HeaderField> fields;
-  for (const auto& [n, v] : hs) fields.push_back({n, v});
+// A GET /report from a client, as the response-inspection tests send it.
+const HeaderField kReportHeaders[] = {{"Host", "api.kota.go.id"}, {"Accept", "*/*"}, {"User-Agent", "curl/8.5"}};
+
+RequestContext report_request(std::string_view request_id) {
   RequestContext ctx;
   ctx.request.method = "GET";
   ctx.request.target = "/report";
-  ctx.request.headers = fields;
+  ctx.request.headers = kReportHeaders;
   ctx.request.client.text = "203.0.113.7";
-  ctx.request.request_id = "resp-1";
+  ctx.request.request_id = request_id;
+  return ctx;
+}
+
+TEST_F(WafStageTest, ResponseInspectionCatchesADataLeak) {
+  RequestContext ctx = report_request("resp-1");
   ASSERT_TRUE(g->response->on_request_head(ctx).is_next());
   ASSERT_FALSE(needs_body(ctx));
   ASSERT_TRUE(inspects_response(ctx));
@@ -472,9 +476,7 @@ TEST_F(WafStageTest, ResponseInspectionCatchesADataLeak) {
   finish_request(ctx);
 
   // A route without inspect_response does no response work at all.
-  RequestContext c2;
-  c2.request = ctx.request;
-  c2.request.headers = fields;
+  RequestContext c2 = report_request("resp-1");
   ASSERT_TRUE(g->block->on_request_head(c2).is_next());
   EXPECT_FALSE(inspects_response(c2));
   EXPECT_TRUE(on_response_body(c2, std::as_bytes(std::span(body)), true).is_next());
@@ -742,13 +744,7 @@ TEST_F(WafPruning, ResponseVerdictsMatchWithAndWithoutPruning) {
     int blocked = 0;
     for (const Resp& r : responses) {
       auto once = [&](const Stage& stage) {
-        std::vector<HeaderField> fields{{"Host", "api.kota.go.id"}, {"Accept", "*/*"}, {"User-Agent", "curl/8.5"}};
-        RequestContext ctx;
-        ctx.request.method = "GET";
-        ctx.request.target = "/report";
-        ctx.request.headers = fields;
-        ctx.request.client.text = "203.0.113.7";
-        ctx.request.request_id = "resp-eq";
+        RequestContext ctx = report_request("resp-eq");
         Verdict v = stage.on_request_head(ctx);
         const std::string length = std::to_string(r.body.size());
         const std::vector<HeaderField> rh{{"Content-Type", r.type}, {"Content-Length", length}};
