@@ -25,8 +25,9 @@ DURATION=${DURATION:-10}
 KEEP_TMP=${KEEP_TMP:-0}
 FEATURE=${FEATURE:-none}
 
-log() { printf '[instructions %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+BENCH_NAME=instructions
+# shellcheck source=bench/callgrind_lib.sh
+source "$here/callgrind_lib.sh"
 
 case $FEATURE in none | audit-strict | audit-batched | waf | waf-post) ;;
   *) die "FEATURE must be none, audit-strict, audit-batched, waf or waf-post" ;; esac
@@ -36,22 +37,11 @@ missing=()
 command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-if ((${#missing[@]})); then
-  log "installing ${missing[*]} with apt-get"
-  sudo=()
-  (($(id -u) == 0)) || sudo=(sudo)
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y "${missing[@]}" >&2
-fi
+apt_install "${missing[@]}"
 NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
 [[ -x $BUILD_DIR/gerbang && -x $BUILD_DIR/gerbangctl ]] || die "no gerbang/gerbangctl in $BUILD_DIR (scripts/build.sh)"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gerbang-instructions.XXXXXX")
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [[ $KEEP_TMP == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-}
 trap cleanup EXIT
 
 "$BUILD_DIR/gerbangctl" certs demo --out "$WORK/pki" >/dev/null
@@ -138,19 +128,10 @@ for _ in $(seq 600); do grep -qx ready "$WORK/ready" 2>/dev/null && break; sleep
 grep -qx ready "$WORK/ready" 2>/dev/null || die "gerbang did not start under valgrind (see $WORK/gerbang.log)"
 PORT=$(awk '$1 == "listener" && $2 == "main" { print $3 }' "$WORK/ready")
 
-requests() { sed -n 's/^ *\([0-9][0-9]*\) requests in .*/\1/p'; }
 echo "| path | requests | instructions | instructions per request |"
 echo "|---|---:|---:|---:|"
 for path in $PATHS; do
-  wrk -t1 -c"$CONNS" -d3 "${wrk_args[@]}" "https://127.0.0.1:$PORT$path" >/dev/null
-  callgrind_control -z "$GP" >/dev/null 2>&1
-  n=$(wrk -t1 -c"$CONNS" -d"$DURATION" "${wrk_args[@]}" "https://127.0.0.1:$PORT$path" | requests)
-  dumps() { find "$WORK" -name 'callgrind.out.*.*' | wc -l; }
-  before=$(dumps)
-  callgrind_control -d "$GP" >/dev/null 2>&1
-  for _ in $(seq 100); do (($(dumps) > before)) && break; sleep 0.1; done
-  dump=$(ls -t "$WORK"/callgrind.out.*.* | head -1)
-  ir=$(sed -n 's/^\(summary\|totals\): *\([0-9]*\).*/\2/p' "$dump" | head -1)
-  [[ -n $n && $n -gt 0 && -n $ir ]] || die "no measurement for $path"
+  read -r n ir < <(callgrind_run "$GP" "$WORK/callgrind.out" -c"$CONNS" "${wrk_args[@]}" "https://127.0.0.1:$PORT$path") ||
+    die "no measurement for $path"
   echo "| $path | $n | $ir | $((ir / n)) |"
 done

@@ -11,7 +11,9 @@
 # warm-up, and a measured run's instructions are divided by its requests. Kernel time (TLS records, the
 # network stack) is not counted.
 #
-# Environment: BUILD_DIR (./build), DURATION (15 seconds per measured run), KEEP_TMP (1 = keep the work dir).
+# Environment: BUILD_DIR (./build), DURATION (15 seconds per measured run; a POST takes ~0.3 s under valgrind,
+# and the requests cut at either end of a shorter run move its figure by 10% or more), KEEP_TMP (1 = keep the
+# work dir).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,15 +22,11 @@ BUILD_DIR=${BUILD_DIR:-$repo/build}
 DURATION=${DURATION:-15}
 KEEP_TMP=${KEEP_TMP:-0}
 
-log() { printf '[waf-instructions %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+BENCH_NAME=waf-instructions
+# shellcheck source=bench/callgrind_lib.sh
+source "$here/callgrind_lib.sh"
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "DURATION must be a positive integer"
-command -v valgrind >/dev/null 2>&1 || {
-  log "installing valgrind with apt-get"
-  sudo=()
-  (($(id -u) == 0)) || sudo=(sudo)
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y valgrind >&2
-}
+command -v valgrind >/dev/null 2>&1 || apt_install valgrind
 
 # bench/run.sh writes both configurations (and checks that both WAFs pass the POST and block an attack).
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/waf-instructions.XXXXXX")
@@ -39,12 +37,6 @@ WORK=$(sed -n 's/.*kept \(\/.*\)$/\1/p' "$scratch/run.log" | tail -1)
 rm -rf "$scratch"
 [[ -n $WORK && -f $WORK/nginx-waf/nginx.conf && -f $WORK/gerbang-waf.yaml ]] || die "no configurations from bench/run.sh"
 NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [[ $KEEP_TMP == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-}
 trap cleanup EXIT
 
 # One process for callgrind to follow: the same configuration without a master process.
@@ -54,18 +46,8 @@ NG_PORT=$(sed -n 's/^ *listen 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/nginx-waf/n
 pids+=($!)
 
 measure() { # proxy pid port lua path -> instructions per request
-  local proxy=$1 pid=$2 port=$3 lua=$4 path=$5 out n before dump ir
-  wrk -t1 -c1 -d3 -s "$WORK/$lua" "https://127.0.0.1:$port$path" >/dev/null
-  callgrind_control -z "$pid" >/dev/null 2>&1
-  out=$(wrk -t1 -c1 -d"$DURATION" -s "$WORK/$lua" "https://127.0.0.1:$port$path")
-  n=$(sed -n 's/.*RESULT requests=\([0-9]*\).*/\1/p' <<<"$out")
-  grep -q 'err_timeout=0' <<<"$out" || die "$proxy: requests timed out under valgrind"
-  before=$(find "$WORK" -name "callgrind.$proxy.*.*" | wc -l)
-  callgrind_control -d "$pid" >/dev/null 2>&1
-  for _ in $(seq 100); do (($(find "$WORK" -name "callgrind.$proxy.*.*" | wc -l) > before)) && break; sleep 0.1; done
-  dump=$(ls -t "$WORK"/callgrind."$proxy".*.* | head -1)
-  ir=$(sed -n 's/^\(summary\|totals\): *\([0-9]*\).*/\2/p' "$dump" | head -1)
-  [[ -n $n && $n -gt 0 && -n $ir ]] || die "no measurement for $proxy $path"
+  local n ir
+  read -r n ir < <(callgrind_run "$2" "$WORK/callgrind.$1" -c1 -s "$WORK/$4" "https://127.0.0.1:$3$5") || return 1
   echo $((ir / n))
 }
 
