@@ -244,8 +244,13 @@ constexpr std::array<bool, 256> make_plain() noexcept {
 constexpr std::array<bool, 256> kPlain = make_plain();
 
 void append_string(std::string& out, std::string_view s) {
-  static constexpr char hex[] = "0123456789abcdef";
   out += '"';
+  append_string_content(out, s);
+  out += '"';
+}
+
+void append_string_content(std::string& out, std::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
   for (std::size_t i = 0; i < s.size();) {
     // Runs of plain bytes (nearly all of a record) are appended whole.
     std::size_t run = i;
@@ -278,7 +283,6 @@ void append_string(std::string& out, std::string_view s) {
         out += hex[c & 0xFU];
     }
   }
-  out += '"';
 }
 
 std::string quote(std::string_view s) {

@@ -19,6 +19,8 @@ namespace gerbang::audit::json {
 // '\\' -> \\, \n \r \t as those escapes, other bytes below 0x20 as \u00XX (lowercase hex), then '"'.
 // Invalid UTF-8 sequences are each replaced by U+FFFD (EF BF BD) so the output is always valid UTF-8.
 void append_string(std::string& out, std::string_view s);
+// The same without the two quotes (for a caller that writes them with what surrounds the string).
+void append_string_content(std::string& out, std::string_view s);
 std::string quote(std::string_view s);
 
 bool is_valid_utf8(std::string_view s) noexcept;

@@ -15,37 +15,39 @@ constexpr std::array<const char*, 8> kind_names = {"exchange_open", "exchange_cl
 // Members after "v", "kind" and "time_ms", in canonical order. The table drives both directions.
 enum class FieldType { str, u32, u64, opt_u64 };
 struct Field {
-  const char* key;
+  std::string_view prefix;  // what precedes the value: `,"key":`, and the opening quote of a string
   FieldType type;
   std::string Record::*s = nullptr;
   std::uint64_t Record::*u = nullptr;
+
+  std::string_view key() const noexcept { return prefix.substr(2, prefix.find('"', 2) - 2); }
 };
 
 const std::array<Field, 23>& fields() {
   static const std::array<Field, 23> f = {{
-      {"request_id", FieldType::str, &Record::request_id},
-      {"listener", FieldType::str, &Record::listener},
-      {"client", FieldType::str, &Record::client},
-      {"tls_version", FieldType::str, &Record::tls_version},
-      {"tls_cipher", FieldType::str, &Record::tls_cipher},
-      {"client_cert_sha256", FieldType::str, &Record::client_cert_sha256},
-      {"consumer", FieldType::str, &Record::consumer},
-      {"auth_method", FieldType::str, &Record::auth_method},
-      {"route", FieldType::str, &Record::route},
-      {"upstream", FieldType::str, &Record::upstream},
-      {"method", FieldType::str, &Record::method},
-      {"path", FieldType::str, &Record::path},
-      {"status", FieldType::u32},
-      {"decision", FieldType::str, &Record::decision},
-      {"reason", FieldType::str, &Record::reason},
-      {"waf_rule_ids", FieldType::str, &Record::waf_rule_ids},
-      {"bytes_in", FieldType::u64, nullptr, &Record::bytes_in},
-      {"bytes_out", FieldType::u64, nullptr, &Record::bytes_out},
-      {"duration_us", FieldType::u64, nullptr, &Record::duration_us},
-      {"request_body_sha256", FieldType::str, &Record::request_body_sha256},
-      {"response_body_sha256", FieldType::str, &Record::response_body_sha256},
-      {"opens", FieldType::opt_u64},
-      {"detail", FieldType::str, &Record::detail},
+      {",\"request_id\":\"", FieldType::str, &Record::request_id},
+      {",\"listener\":\"", FieldType::str, &Record::listener},
+      {",\"client\":\"", FieldType::str, &Record::client},
+      {",\"tls_version\":\"", FieldType::str, &Record::tls_version},
+      {",\"tls_cipher\":\"", FieldType::str, &Record::tls_cipher},
+      {",\"client_cert_sha256\":\"", FieldType::str, &Record::client_cert_sha256},
+      {",\"consumer\":\"", FieldType::str, &Record::consumer},
+      {",\"auth_method\":\"", FieldType::str, &Record::auth_method},
+      {",\"route\":\"", FieldType::str, &Record::route},
+      {",\"upstream\":\"", FieldType::str, &Record::upstream},
+      {",\"method\":\"", FieldType::str, &Record::method},
+      {",\"path\":\"", FieldType::str, &Record::path},
+      {",\"status\":", FieldType::u32},
+      {",\"decision\":\"", FieldType::str, &Record::decision},
+      {",\"reason\":\"", FieldType::str, &Record::reason},
+      {",\"waf_rule_ids\":\"", FieldType::str, &Record::waf_rule_ids},
+      {",\"bytes_in\":", FieldType::u64, nullptr, &Record::bytes_in},
+      {",\"bytes_out\":", FieldType::u64, nullptr, &Record::bytes_out},
+      {",\"duration_us\":", FieldType::u64, nullptr, &Record::duration_us},
+      {",\"request_body_sha256\":\"", FieldType::str, &Record::request_body_sha256},
+      {",\"response_body_sha256\":\"", FieldType::str, &Record::response_body_sha256},
+      {",\"opens\":", FieldType::opt_u64},
+      {",\"detail\":\"", FieldType::str, &Record::detail},
   }};
   return f;
 }
@@ -55,12 +57,6 @@ void append_int(std::string& out, Int v) {
   char buf[24];
   const auto res = std::to_chars(buf, buf + sizeof buf, v);
   out.append(buf, res.ptr);
-}
-
-void append_key(std::string& out, const char* key) {
-  out += ",\"";
-  out += key;
-  out += "\":";
 }
 
 }  // namespace
@@ -77,8 +73,12 @@ std::optional<RecordKind> record_kind_from_string(std::string_view s) noexcept {
 }
 
 std::string encode(const Record& r) {
+  std::size_t size = 64;  // the fixed members and the closing brace
+  for (const Field& f : fields()) {
+    size += f.prefix.size() + (f.type == FieldType::str ? (r.*f.s).size() + 1 : 20);
+  }
   std::string out;
-  out.reserve(256 + r.path.size() + r.detail.size());
+  out.reserve(size);  // enough unless bytes need escapes
   out += "{\"v\":";
   append_int(out, record_format_version);
   out += ",\"kind\":\"";
@@ -89,25 +89,26 @@ std::string encode(const Record& r) {
     switch (f.type) {
       case FieldType::str:
         if (!(r.*f.s).empty()) {
-          append_key(out, f.key);
-          json::append_string(out, r.*f.s);
+          out.append(f.prefix);
+          json::append_string_content(out, r.*f.s);
+          out += '"';
         }
         break;
       case FieldType::u32:
         if (r.status != 0) {
-          append_key(out, f.key);
+          out.append(f.prefix);
           append_int(out, r.status);
         }
         break;
       case FieldType::u64:
         if (r.*f.u != 0) {
-          append_key(out, f.key);
+          out.append(f.prefix);
           append_int(out, r.*f.u);
         }
         break;
       case FieldType::opt_u64:
         if (r.opens) {
-          append_key(out, f.key);
+          out.append(f.prefix);
           append_int(out, *r.opens);
         }
         break;
@@ -152,7 +153,7 @@ std::optional<Record> decode(std::string_view b) {
     const std::string_view key = b.substr(key_start, key_end - key_start);
     i = key_end + 1;
     if (!lit(":")) return std::nullopt;
-    while (next < table.size() && key != table[next].key) ++next;
+    while (next < table.size() && key != table[next].key()) ++next;
     if (next == table.size()) return std::nullopt;  // unknown, duplicate or out of order
     const Field& f = table[next++];
     if (f.type == FieldType::str) {

@@ -49,7 +49,7 @@ std::optional<std::string> generate_signing_key_file(const std::string& path, co
   std::uint8_t typed[1 + crypto::ed25519_seed_bytes];
   typed[0] = note_sig_type_ed25519;
   std::memcpy(typed + 1, seed.data(), crypto::ed25519_seed_bytes);
-  std::string b64 = crypto::base64_encode(typed);
+  std::string b64 = crypto::base64_encode_secret(typed);
   sodium_memzero(typed, sizeof typed);
   std::string text = std::string(key_prefix) + name + "+" + hex8(vk->key_id) + "+" + b64 + "\n";
   wipe(b64);

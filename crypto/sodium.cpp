@@ -1,6 +1,9 @@
 #include "crypto/sodium.hpp"
 
+#include <openssl/evp.h>
 #include <sodium.h>
+
+#include <climits>
 
 namespace gerbang::crypto {
 
@@ -62,6 +65,15 @@ void random_bytes(std::span<std::uint8_t> out) noexcept {
 }
 
 std::string base64_encode(std::span<const std::uint8_t> bin) {
+  // EVP_EncodeBlock takes an int length and writes 4 bytes per started 3 and a NUL; no line breaks.
+  if (bin.size() > static_cast<std::size_t>(INT_MAX / 4 * 3)) return base64_encode_secret(bin);
+  std::string out((bin.size() + 2) / 3 * 4 + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), nonnull(bin), static_cast<int>(bin.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+std::string base64_encode_secret(std::span<const std::uint8_t> bin) {
   constexpr int variant = sodium_base64_VARIANT_ORIGINAL;
   // sodium_base64_ENCODED_LEN counts the terminating NUL.
   std::string out(sodium_base64_ENCODED_LEN(bin.size(), variant), '\0');
@@ -99,9 +111,13 @@ std::optional<std::vector<std::uint8_t>> base64_decode(std::string_view b64) {
 }
 
 std::string hex_encode(std::span<const std::uint8_t> bin) {
-  std::string out(bin.size() * 2 + 1, '\0');
-  sodium_bin2hex(out.data(), out.size(), nonnull(bin), bin.size());
-  out.resize(bin.size() * 2);
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out(bin.size() * 2, '\0');
+  char* p = out.data();
+  for (const std::uint8_t b : bin) {
+    *p++ = digits[b >> 4U];
+    *p++ = digits[b & 0xFU];
+  }
   return out;
 }
 

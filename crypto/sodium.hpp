@@ -63,8 +63,11 @@ Ed25519Signature sign_detached(std::span<const std::uint8_t> msg, const Ed25519S
 // Fills out from the system CSPRNG (randombytes_buf).
 void random_bytes(std::span<std::uint8_t> out) noexcept;
 
-// RFC 4648 §4 standard base64 with padding (sodium_base64_VARIANT_ORIGINAL).
+// RFC 4648 §4 standard base64 with padding, for public bytes (hashes, signatures, public keys): OpenSSL's
+// EVP_EncodeBlock, table lookups whose timing depends on the bytes. Receipts and proofs call it per exchange.
 std::string base64_encode(std::span<const std::uint8_t> bin);
+// The same encoding in constant time (sodium_bin2base64), for secret bytes (private keys, seeds).
+std::string base64_encode_secret(std::span<const std::uint8_t> bin);
 // Strict decoder: the whole input must be canonical padded standard base64. Whitespace, missing or
 // extra padding, the URL-safe alphabet and non-zero trailing bits are all rejected. "" decodes to {}.
 std::optional<std::vector<std::uint8_t>> base64_decode(std::string_view b64);
@@ -82,7 +85,8 @@ std::optional<std::array<std::uint8_t, N>> base64_decode_exact(std::string_view 
   return out;
 }
 
-// Lowercase hex (sodium_bin2hex).
+// Lowercase hex of public bytes (hashes, key ids): a table lookup per nibble, not constant time. No secret is
+// written in hex anywhere; one would need sodium_bin2hex.
 std::string hex_encode(std::span<const std::uint8_t> bin);
 
 }  // namespace gerbang::crypto

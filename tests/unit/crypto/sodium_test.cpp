@@ -2,6 +2,7 @@
 // Ed25519 vectors: RFC 8032 §7.1 TEST 1, 2, 3 and TEST SHA(abc). Base64 vectors: RFC 4648 §10.
 #include "crypto/sodium.hpp"
 
+#include <cstdio>
 #include <ostream>
 #include <string>
 #include <type_traits>
@@ -214,6 +215,24 @@ TEST_F(SodiumTest, Base64Rfc4648Vectors) {
   EXPECT_EQ(base64_decode("+/+/"), high);
 }
 
+TEST_F(SodiumTest, Base64PublicAndSecretEncodersAgree) {
+  // base64_encode (OpenSSL, for public bytes) and base64_encode_secret (libsodium, constant time) are one
+  // encoding: every length 0-100 (each padding case, no line breaks) and every byte value.
+  std::vector<std::uint8_t> bytes(100);
+  random_bytes(bytes);
+  for (std::size_t n = 0; n <= bytes.size(); ++n) {
+    const std::span<const std::uint8_t> s(bytes.data(), n);
+    const std::string encoded = base64_encode(s);
+    EXPECT_EQ(encoded, base64_encode_secret(s)) << n;
+    EXPECT_EQ(encoded.size(), (n + 2) / 3 * 4) << n;
+    EXPECT_EQ(base64_decode(encoded), std::vector<std::uint8_t>(s.begin(), s.end())) << n;
+  }
+  std::vector<std::uint8_t> all(256);
+  for (unsigned i = 0; i < 256; ++i) all[i] = static_cast<std::uint8_t>(i);
+  EXPECT_EQ(base64_encode(all), base64_encode_secret(all));
+  EXPECT_EQ(base64_encode_secret(as_bytes("foobar")), "Zm9vYmFy");
+}
+
 TEST_F(SodiumTest, Base64DecodeIsStrict) {
   const char* bad[] = {
       "Zg",         // missing padding
@@ -254,6 +273,15 @@ TEST_F(SodiumTest, HexEncode) {
   EXPECT_EQ(hex_encode({}), "");
   const std::vector<std::uint8_t> v = {0x00, 0x01, 0xab, 0xff, 0x7e};
   EXPECT_EQ(hex_encode(v), "0001abff7e");
+  std::vector<std::uint8_t> all(256);
+  for (unsigned i = 0; i < 256; ++i) all[i] = static_cast<std::uint8_t>(i);
+  const std::string hex = hex_encode(all);
+  ASSERT_EQ(hex.size(), 512U);
+  for (unsigned i = 0; i < 256; ++i) {
+    char expected[3];
+    std::snprintf(expected, sizeof expected, "%02x", i);
+    EXPECT_EQ(hex.substr(2 * i, 2), expected) << i;
+  }
 }
 
 }  // namespace
