@@ -83,6 +83,8 @@ std::unique_ptr<PolicySet> PolicySet::create(const Inputs& in, std::vector<std::
     set->waf_engine_ = waf::Engine::create(in.waf != nullptr ? *in.waf : kDefaultWaf, error);
     if (!set->waf_engine_) {
       errors.push_back("waf: " + error);
+    } else {
+      set->notes_.push_back("WAF engine: " + set->waf_engine_->lowercase_note());
     }
   }
 

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "policies/waf/lowercase.hpp"
 #include "policies/waf/rule_pruning.hpp"
 
 namespace gerbang::policies::waf {
@@ -200,6 +201,7 @@ std::shared_ptr<Engine> Engine::create(const WafGlobalConfig& global, std::strin
   }
   e->modsec_->setConnectorInformation("gerbang");
   e->modsec_->setServerLogCb(&ignore_server_log, modsecurity::RuleMessageLogProperty);
+  select_lowercase(e->modsec_->whoAmI(), e->lowercase_note_);
   return e;
 }
 

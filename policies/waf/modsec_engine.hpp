@@ -84,6 +84,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
   const WafGlobalConfig& global() const noexcept { return global_; }
   // Number of distinct compiled rule sets still in use.
   std::size_t rule_set_count() const;
+  // Which t:lowercase runs, and why (waf/lowercase.hpp), for the log.
+  const std::string& lowercase_note() const noexcept { return lowercase_note_; }
 
  private:
   struct ModSecDeleter {
@@ -93,6 +95,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   WafGlobalConfig global_;
   std::vector<std::string> request_files_, response_files_;  // CRS files, sorted
   std::unique_ptr<modsecurity::ModSecurity, ModSecDeleter> modsec_;
+  std::string lowercase_note_;
   mutable std::mutex mutex_;
   // rule text → rule set. Weak: a RuleSet owns its Engine (transactions need the ModSecurity object), so a
   // strong reference back would be a cycle that keeps both alive forever. Sets in use are held by the
