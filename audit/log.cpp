@@ -95,13 +95,7 @@ class LeafFileSource {
 // ---- receipts ----
 
 std::string format_receipt(std::string_view origin, std::uint64_t index, const crypto::Hash& leaf_hash) {
-  const std::string hash = crypto::base64_encode(leaf_hash);
-  char digits[20];
-  const auto end = std::to_chars(digits, digits + sizeof digits, index).ptr;
-  std::string out;
-  out.reserve(origin.size() + 2 + static_cast<std::size_t>(end - digits) + hash.size());
-  out.append(origin).append(1, ';').append(digits, end).append(1, ';').append(hash);
-  return out;
+  return std::string(origin) + ";" + std::to_string(index) + ";" + crypto::base64_encode(leaf_hash);
 }
 
 std::optional<Receipt> parse_receipt(std::string_view s) {

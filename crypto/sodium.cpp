@@ -68,7 +68,8 @@ std::string base64_encode(std::span<const std::uint8_t> bin) {
   // EVP_EncodeBlock takes an int length and writes 4 bytes per started 3 and a NUL; no line breaks.
   if (bin.size() > static_cast<std::size_t>(INT_MAX / 4 * 3)) return base64_encode_secret(bin);
   std::string out((bin.size() + 2) / 3 * 4 + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), nonnull(bin), static_cast<int>(bin.size()));
+  const int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), nonnull(bin), static_cast<int>(bin.size()));
   out.resize(static_cast<std::size_t>(n));
   return out;
 }
