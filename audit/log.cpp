@@ -164,7 +164,10 @@ struct Log::Impl {
   int leaves_fd = -1;               // leaf-hash index (32 bytes per leaf), written by the writer
   int leaves_read_fd = -1;          // read side for proofs (pread is thread-safe)
   std::uint64_t leaves_written = 0; // leaves in the index file
-  std::vector<Hash> leaves_pending; // hashes whose index write failed, retried with the next batch
+  std::vector<Hash> leaves_pending; // hashes not yet in the index file (written at checkpoints)
+  static constexpr std::size_t kLeavesPerWrite = 4096;  // or once this many wait (128 KiB)
+  std::string batch_frames;         // write_batch's buffers, kept for their capacity
+  std::vector<Hash> batch_hashes;
   int cps_fd = -1;
   std::uint64_t cps_valid = 0;      // bytes of complete notes in checkpoints.log
   bool cps_dirty = false;           // a failed write may have left bytes after cps_valid
@@ -480,7 +483,7 @@ void Log::Impl::flush_leaves() {
     leaves_written += leaves_pending.size();
     leaves_pending.clear();
   }
-  // On failure the hashes stay pending and are retried with the next batch; proofs that need them fail.
+  // On failure the hashes stay pending and are retried with the next flush; proofs that need them fail.
 }
 
 // A segment is zero-filled ahead of its frames, a chunk at a time, so that most batches overwrite bytes the
@@ -593,10 +596,15 @@ bool Log::Impl::sync_segment() {
 }
 
 void Log::Impl::write_batch(std::vector<Item>& items) {
-  std::string frames;
-  std::vector<Hash> hashes;
-  std::vector<bool> valid(items.size(), false);
+  std::string& frames = batch_frames;  // kept between batches with their capacity
+  std::vector<Hash>& hashes = batch_hashes;
+  frames.clear();
+  hashes.clear();
+  std::size_t bytes = 0;
+  for (const Item& it : items) bytes += files::frame_header_bytes + it.bytes.size();
+  frames.reserve(bytes);
   hashes.reserve(items.size());
+  std::vector<bool> valid(items.size(), false);
   for (std::size_t i = 0; i < items.size(); ++i) {
     const std::string& b = items[i].bytes;
     if (b.empty() || b.size() > files::max_record_bytes) {  // canonical: append() encoded it
@@ -658,8 +666,10 @@ void Log::Impl::write_batch(std::vector<Item>& items) {
     frontier.append(hashes[k]);
     ++k;
   }
+  // The leaf index serves proofs against the latest checkpoint, so it is written when a checkpoint is
+  // made (or when enough hashes wait), not once per batch: one write system call fewer per group commit.
   leaves_pending.insert(leaves_pending.end(), hashes.begin(), hashes.end());
-  flush_leaves();
+  if (leaves_pending.size() >= kLeavesPerWrite) flush_leaves();
   n_records += hashes.size();
   ++n_batches;
   n_tree_size = frontier.size();
@@ -879,6 +889,8 @@ void Log::wake() {
   }
   if (notify) m.cv.notify_one();
 }
+
+std::size_t Log::queued() const noexcept { return impl_->n_queue.load(std::memory_order_relaxed); }
 
 bool Log::healthy() const { return impl_->is_healthy; }
 

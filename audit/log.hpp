@@ -75,6 +75,8 @@ class Log {
   bool append(const Record& record, std::function<void(const Appended&)> done, bool wake = true);
   // Wakes the writer if records are queued.
   void wake();
+  // Records queued for the writer (relaxed: a hint for when to wake it).
+  std::size_t queued() const noexcept;
 
   // False from a failed write or sync until a later write succeeds (the writer probes by itself).
   bool healthy() const;

@@ -140,39 +140,35 @@ std::optional<net::ip::address> client_from_xff(std::string_view xff, const Gene
   return client;
 }
 
-// One writer wake-up per turn of this worker's event loop. The records that the worker's connections
-// append in one turn reach the writer as one batch (one write, one fdatasync): if the first of them woke
-// the writer, the writer (sharing the CPU) would preempt the worker and write a batch of one, and every
-// record would cost two context switches. The wake is posted behind the handlers already queued, so it
-// runs when the turn ends; with nothing else to do that is at once.
-thread_local bool audit_wake_pending = false;
+// Records reach the writer in batches (one write, one fdatasync each): the worker wakes it when it has
+// run every ready handler (Worker::wake_audit_when_idle). Were the first record to wake the writer, the
+// writer (sharing the CPU) would preempt the worker and write a batch of one. A worker that never runs out
+// of work still wakes it every kWakeBacklog records, so the queue stays short.
+constexpr std::size_t kWakeBacklog = 512;
 
 // As Log::append: false if the log refused the record.
-template <class Executor>
-bool audit_append_soon(audit::Log& log, const audit::Record& record,
-                       std::function<void(const audit::Appended&)> done, const Executor& ex) {
+bool audit_append_soon(Worker& w, audit::Log& log, const audit::Record& record,
+                       std::function<void(const audit::Appended&)> done) {
   if (!log.append(record, std::move(done), /*wake=*/false)) return false;
-  if (!audit_wake_pending) {
-    audit_wake_pending = true;
-    net::post(ex, [&log] {
-      audit_wake_pending = false;
-      log.wake();
-    });
+  if (log.queued() >= kWakeBacklog) {
+    log.wake();
+  } else {
+    w.wake_audit_when_idle(log);
   }
   return true;
 }
 
 // Appends a record and resumes the coroutine, on its own executor, once the writer thread says it is
 // durable (or failed). A refused append (queue full, log closed) completes at once with ok = false.
-net::awaitable<audit::Appended> append_and_wait(audit::Log& log, const audit::Record& record) {
+net::awaitable<audit::Appended> append_and_wait(Worker& w, audit::Log& log, const audit::Record& record) {
   auto ex = co_await net::this_coro::executor;
   co_return co_await net::async_initiate<decltype(net::use_awaitable), void(audit::Appended)>(
-      [&log, ex, &record](auto handler) {
+      [&w, &log, ex, &record](auto handler) {
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
         auto resume = [shared, ex](const audit::Appended& a) {
           net::post(ex, [shared, a]() mutable { std::move(*shared)(a); });
         };
-        if (!audit_append_soon(log, record, resume, ex)) {
+        if (!audit_append_soon(w, log, record, resume)) {
           net::post(ex, [shared]() mutable { std::move(*shared)(audit::Appended{}); });
         }
       },
@@ -638,7 +634,7 @@ net::awaitable<bool> ClientConnection::audit_open(bool& client_keep_alive, bool 
   auto r = base_record(audit::RecordKind::exchange_open);
   r.upstream = std::string(cfg_.upstreams[gen_->route_upstream[rec_.route]].name);
   r.decision = "forward";
-  const audit::Appended a = co_await append_and_wait(*audit_, r);
+  const audit::Appended a = co_await append_and_wait(w_, *audit_, r);
   if (a.ok) {
     opened_index_ = a.index;
     response_extra_.append("X-Gerbang-Receipt: ").append(audit_->receipt(a)).append("\r\n");
@@ -683,7 +679,7 @@ void ClientConnection::audit_close() {
   }
   // Not awaited: the client's answer does not wait for the closing record. A refused append is counted
   // and logged; the opening record (durable) already proves the exchange happened.
-  if (!audit_append_soon(*audit_, r, {}, w_.io().get_executor())) {
+  if (!audit_append_soon(w_, *audit_, r, {})) {
     stats().audit_failed.inc();
     spdlog::error("audit: closing record for {} refused (queue full or log closed)", rec_.request_id);
   }

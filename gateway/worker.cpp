@@ -1,5 +1,6 @@
 #include "gateway/worker.hpp"
 
+#include "audit/log.hpp"
 #include "gateway/redis_backend.hpp"
 #include "gateway/socket_deadline.hpp"
 #include "policies/ratelimit/counter_backend.hpp"
@@ -11,6 +12,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <sodium.h>
 #include <spdlog/spdlog.h>
+
+#include <utility>
 
 namespace gerbang::gateway {
 
@@ -144,7 +147,15 @@ void Worker::start() {
   idle_sweep_.emplace(*ioc_);
   schedule_idle_sweep();
   thread_ = std::thread([this] {
-    ioc_->run();
+    // io_context::run(), with one step added whenever the handlers ready have all run: the audit writer
+    // is woken for the records they appended (wake_audit_when_idle). run_one() waits for the next one.
+    net::io_context& io = *ioc_;
+    while (io.run_one() > 0) {
+      io.poll();
+      if (idle_audit_ != nullptr) {
+        std::exchange(idle_audit_, nullptr)->wake();
+      }
+    }
   });
 }
 

@@ -120,6 +120,11 @@ class Worker {
   const std::shared_ptr<WorkerGeneration>& current() const noexcept { return current_; }
   SharedState& shared() noexcept { return shared_; }
   std::string new_request_id();
+  // Audit records that this worker's connections append reach the writer thread together: the writer is
+  // woken once the worker has run every handler that is ready (its event loop is about to wait), not by
+  // the first record. Under load every exchange that arrived in the meantime shares one write and one
+  // fdatasync; with one request in flight the wake comes at once. (Log::append with wake = false.)
+  void wake_audit_when_idle(audit::Log& log) noexcept { idle_audit_ = &log; }
 
   // Relay buffers (16 KiB) are lent per request and returned, so idle connections hold none and the steady
   // state allocates nothing.
@@ -158,6 +163,7 @@ class Worker {
   std::array<unsigned char, 4096> id_pool_{};  // random bytes for request ids (new_request_id)
   std::size_t id_pool_used_ = sizeof id_pool_;
   bool draining_ = false;
+  audit::Log* idle_audit_ = nullptr;  // wake_audit_when_idle(): the log to wake when the loop would wait
   std::thread thread_;
 };
 
