@@ -54,7 +54,7 @@ net::awaitable<void> serve_redirect(Worker& worker, tcp::socket socket, std::siz
   if (scan.state == HeadScan::State::error || host.empty() || scan.target.empty() || scan.target[0] != '/') {
     render_problem(out, scan.state == HeadScan::State::error ? policies::Reason::http_bad_request_line
                                                               : policies::Reason::http_missing_host,
-                   request_id, LocalReplyOptions{true});
+                   request_id, LocalReplyOptions{.close = true, .head_only = false, .hsts = {}, .extra_headers = {}});
   } else {
     // The Host was validated by the codec (no spaces or control characters), so it cannot split the header.
     std::string location = "https://" + normalize_host(host);
