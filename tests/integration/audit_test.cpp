@@ -861,5 +861,69 @@ TEST_F(AuditTest, StrictModeReportsNotBatched) {
   EXPECT_EQ(metric("gerbang_audit_healthy"), 1u);
 }
 
+// ---- group commit through the gateway ---------------------------------------------------------------------
+
+// A worker wakes the audit writer once it has run every handler that is ready, so the records of the exchanges
+// it is serving share one write and one fdatasync. A lone request must not wait for company: with checkpoints
+// half an hour apart nothing but that wake brings its opening record to disk (a missed wake would hold the
+// request past its 5 s deadline).
+TEST_F(AuditTest, LoneRequestsAreNotHeldBackAndConcurrentOnesShareSyncs) {
+  GatewayOptions o;
+  o.top = "audit:\n"
+          "  dir: " + audit_dir + "\n"
+          "  origin: " + kOrigin + "\n"
+          "  key: " + key_file + "\n"
+          "  checkpoint_interval: 30m\n"
+          "  durability: strict\n";
+  start_gateway(o);
+  {
+    auto c = client();
+    ASSERT_TRUE(c.connect());
+    for (int i = 0; i < 20; ++i) {
+      auto r = i % 2 == 0 ? c.request("GET", "/lone/" + std::to_string(i), {}, "", 5s)
+                          : c.request("POST", "/lone/" + std::to_string(i), {}, std::string(300, 'p'), 5s);
+      ASSERT_TRUE(r.complete) << "request " << i << ": " << r.error;
+      EXPECT_EQ(r.status, 200u) << r.body;
+      EXPECT_TRUE(r.has_header("X-Gerbang-Receipt"));
+    }
+  }
+  // Every lone exchange has both its records (the closing one is not awaited by the client: wait for it).
+  ASSERT_TRUE(wait_until([&] { return metric("gerbang_audit_records_total").value_or(0) >= 40; }, 5s))
+      << metric("gerbang_audit_records_total").value_or(0) << " records";
+  const std::uint64_t records0 = metric("gerbang_audit_records_total").value_or(0);
+  const std::uint64_t batches0 = metric("gerbang_audit_batches_total").value_or(0);
+
+  constexpr int kClients = 8, kEach = 25;
+  const std::uint16_t p = port();
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kClients; ++t) {
+    threads.emplace_back([&, t] {
+      TlsClient c(pki, p);
+      if (!c.connect()) return;
+      for (int i = 0; i < kEach; ++i) {
+        auto r = c.request("GET", "/together/" + std::to_string(t) + "/" + std::to_string(i), {}, "", 5s);
+        if (!r.complete || r.status != 200 || !r.has_header("X-Gerbang-Receipt")) return;
+        ++ok;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_EQ(ok.load(), kClients * kEach);
+  const std::uint64_t want = records0 + 2 * kClients * kEach;
+  ASSERT_TRUE(wait_until([&] { return metric("gerbang_audit_records_total").value_or(0) >= want; }, 5s))
+      << metric("gerbang_audit_records_total").value_or(0) << " records, want " << want;
+  const std::uint64_t records = metric("gerbang_audit_records_total").value_or(0) - records0;
+  const std::uint64_t batches = metric("gerbang_audit_batches_total").value_or(0) - batches0;
+  EXPECT_EQ(records, 2u * kClients * kEach);
+  EXPECT_LT(batches, records) << "every record had a write and an fdatasync of its own";
+  std::cout << "[ info     ] " << records << " records of " << kClients << " concurrent clients in " << batches
+            << " batches\n";
+  const int st = gw.stop();
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "stop status " << st << "\n" << gw.stderr_text();
+  auto v = verify();
+  EXPECT_EQ(v.exit_code, 0) << describe(v);
+}
+
 }  // namespace
 }  // namespace gerbang::testing
