@@ -615,13 +615,17 @@ audit::Record ClientConnection::base_record(audit::RecordKind kind) const {
   r.kind = kind;
   r.time_ms = unix_ms();
   r.request_id = rec_.request_id;
-  r.listener = std::string(rec_.listener);
-  r.client = rec_.client;
-  r.tls_version = std::string(rec_.tls_version);
-  r.tls_cipher = std::string(rec_.tls_cipher);
-  r.client_cert_sha256 = rec_.client_cert_sha256;
+  // How the client came (listener, address, TLS, certificate, authentication) is in the record that opens the
+  // exchange; its closing record names that one (`opens`) instead of repeating it (docs/audit-format.md §2.3).
+  if (kind != audit::RecordKind::exchange_close) {
+    r.listener = std::string(rec_.listener);
+    r.client = rec_.client;
+    r.tls_version = std::string(rec_.tls_version);
+    r.tls_cipher = std::string(rec_.tls_cipher);
+    r.client_cert_sha256 = rec_.client_cert_sha256;
+    r.auth_method = std::string(rec_.auth_method);
+  }
   r.consumer = rec_.consumer;
-  r.auth_method = std::string(rec_.auth_method);
   r.route = std::string(rec_.route_name);
   r.upstream = std::string(rec_.upstream);
   r.method = rec_.method;

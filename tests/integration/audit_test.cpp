@@ -542,6 +542,9 @@ TEST_F(AuditTest, RecordsCarryTheExchangeAndDenials) {
     EXPECT_EQ(field(open, "client").value_or("").rfind("127.0.0.1", 0), 0u) << open;
     EXPECT_EQ(field(close, "kind"), "exchange_close");
     EXPECT_EQ(field(close, "opens"), field(open, "index")) << "the close names its open's leaf";
+    for (const char* who : {"listener", "client", "tls_version", "tls_cipher"}) {
+      EXPECT_FALSE(field(close, who).has_value()) << who << " is the opening record's, not repeated: " << close;
+    }
     EXPECT_EQ(field(close, "method"), s.method);
     EXPECT_EQ(field(close, "path"), s.audited_path);
     EXPECT_EQ(field(close, "status"), std::to_string(s.status));
