@@ -417,10 +417,28 @@ class ClientConnection {
   std::optional<crypto::Sha256> response_hash_;
   static void hash(std::optional<crypto::Sha256>& h, const char* data, std::size_t n) {
     if (!h) {
-      h.emplace();
+      if (spare_digests.empty()) {
+        h.emplace();
+      } else {
+        h.emplace(std::move(spare_digests.back()));
+        spare_digests.pop_back();
+      }
     }
     h->update(std::string_view(data, n));
   }
+  // A digest's OpenSSL context goes back to the worker's spares, ready for another body (allocating and
+  // setting one up costs more than hashing a small body). `finished`: finish() has reset it already.
+  static void give_back(std::optional<crypto::Sha256>& h, bool finished) {
+    if (h && spare_digests.size() < kMaxSpareDigests) {
+      if (!finished) {
+        (void)h->finish();
+      }
+      spare_digests.push_back(std::move(*h));
+    }
+    h.reset();
+  }
+  static constexpr std::size_t kMaxSpareDigests = 64;
+  static inline thread_local std::vector<crypto::Sha256> spare_digests;
   std::optional<std::uint64_t> opened_index_;
   std::string response_extra_;  // RateLimit headers + X-Gerbang-Receipt for the proxied response
 };
@@ -674,6 +692,8 @@ void ClientConnection::audit_close() {
       r.request_body_sha256 = crypto::hex_encode(request_hash_ ? request_hash_->finish() : empty_body);
     }
     r.response_body_sha256 = crypto::hex_encode(response_hash_ ? response_hash_->finish() : empty_body);
+    give_back(request_hash_, rec_.bytes_in > 0);
+    give_back(response_hash_, true);
     opened_index_.reset();
   } else {
     r.decision = "deny";
@@ -751,8 +771,8 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
   reg_->idle = false;
   start_ = Clock::now();
   rec_ = AccessRecord{};
-  request_hash_.reset();
-  response_hash_.reset();
+  give_back(request_hash_, false);
+  give_back(response_hash_, false);
   rec_.listener = listener_.name;
   rec_.client = peer_ip_;
   rec_.tls_version = tls_.version;
