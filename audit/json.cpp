@@ -1,6 +1,8 @@
 #include "audit/json.hpp"
 
 #include <array>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 
 namespace gerbang::audit::json {
@@ -249,11 +251,29 @@ void append_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
+namespace {
+
+// True if one of the eight bytes in `w` is not plain: below 0x20, '"', '\\' or 0x80 and above (the classic
+// "has a zero byte" and "has a byte less than n" word tests, exact as yes/no answers).
+constexpr bool has_non_plain(std::uint64_t w) noexcept {
+  constexpr std::uint64_t ones = 0x0101010101010101ULL;
+  constexpr std::uint64_t highs = 0x8080808080808080ULL;
+  const auto has_zero = [](std::uint64_t v) { return (v - ones) & ~v & highs; };
+  const std::uint64_t below_space = (w - ones * 0x20) & ~w & highs;
+  return ((below_space | has_zero(w ^ (ones * '"')) | has_zero(w ^ (ones * '\\')) | (w & highs))) != 0;
+}
+
+}  // namespace
+
 void append_string_content(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
   for (std::size_t i = 0; i < s.size();) {
-    // Runs of plain bytes (nearly all of a record) are appended whole.
+    // Runs of plain bytes (nearly all of a record) are found eight bytes at a time and appended whole.
     std::size_t run = i;
+    for (std::uint64_t w = 0; run + sizeof w <= s.size(); run += sizeof w) {
+      std::memcpy(&w, s.data() + run, sizeof w);
+      if (has_non_plain(w)) break;
+    }
     while (run < s.size() && kPlain[static_cast<unsigned char>(s[run])]) ++run;
     out.append(s.data() + i, run - i);
     if (run == s.size()) break;

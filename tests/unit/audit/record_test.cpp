@@ -2,11 +2,14 @@
 #include "audit/record.hpp"
 
 #include <array>
+#include <cstdint>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "audit/crc32c.hpp"
+#include "audit/json.hpp"
 #include "audit/log.hpp"
 #include "audit/reader.hpp"
 #include "crypto/sodium.hpp"
@@ -86,6 +89,69 @@ TEST(RecordEncoding, InvalidUtf8BecomesReplacementCharacter) {
   auto d = decode(e);
   ASSERT_TRUE(d.has_value());
   EXPECT_EQ(encode(*d), e);
+}
+
+// The escaping rules of §2.2 applied one byte at a time, as the format describes them: the reference that
+// json::append_string_content (which finds runs of plain bytes eight at a time) must match byte for byte.
+std::string escape_reference(std::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      const std::size_t n = c >= 0xC0 && c < 0xE0 ? 2 : c >= 0xE0 && c < 0xF0 ? 3 : c >= 0xF0 && c < 0xF8 ? 4 : 0;
+      if (n != 0 && i + n <= s.size() && json::is_valid_utf8(s.substr(i, n))) {
+        out.append(s.substr(i, n));
+        i += n;
+      } else {
+        out += "\xEF\xBF\xBD";
+        ++i;
+      }
+      continue;
+    }
+    ++i;
+    if (c == '"') out += "\\\"";
+    else if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (c < 0x20) out += std::string("\\u00") + hex[c >> 4U] + hex[c & 0xFU];
+    else out += static_cast<char>(c);
+  }
+  return out;
+}
+
+TEST(RecordEncoding, StringEscapingMatchesTheByteWiseRulesAtEveryOffset) {
+  // Every byte value, alone and at each offset of a 24-byte plain run (the fast path reads eight bytes at a time).
+  for (unsigned b = 0; b < 256; ++b) {
+    for (std::size_t at = 0; at < 24; ++at) {
+      std::string s(24, 'a');
+      s[at] = static_cast<char>(b);
+      std::string got;
+      json::append_string_content(got, s);
+      ASSERT_EQ(got, escape_reference(s)) << "byte " << b << " at " << at;
+    }
+  }
+  // Random strings, biased towards the bytes that need care and towards UTF-8 sequences, valid or not.
+  std::uint64_t x = 0x9E3779B97F4A7C15ULL;
+  const auto next = [&x] {
+    x ^= x << 13U;
+    x ^= x >> 7U;
+    x ^= x << 17U;
+    return x;
+  };
+  static constexpr unsigned char special[] = {'"', '\\', 0x00, 0x1F, 0x20, 0x7F, 0x80, 0xBF, 0xC2,
+                                              0xE2, 0x82, 0xAC, 0xF0, 0x9F, 0xED, 0xA0, 0xFF, '\n'};
+  for (int round = 0; round < 20000; ++round) {
+    std::string s(next() % 70, '\0');
+    for (char& c : s) {
+      const std::uint64_t r = next();
+      c = static_cast<char>(r % 4 == 0 ? special[(r >> 8U) % sizeof special] : 0x20 + (r >> 8U) % 0x5F);
+    }
+    std::string got = "prefix";
+    json::append_string_content(got, s);
+    ASSERT_EQ(got, "prefix" + escape_reference(s)) << "round " << round;
+  }
 }
 
 TEST(RecordEncoding, NonCanonicalInputsAreRejected) {
