@@ -184,18 +184,18 @@ class AuditTest : public GatewayTest {
     }
   }
 
-  std::string audit_yaml(const std::string& extra = "") const {
+  std::string audit_yaml(const std::string& extra = "", const std::string& checkpoint_interval = "100ms") const {
     return "audit:\n"
            "  dir: " + audit_dir + "\n"
            "  origin: " + kOrigin + "\n"
            "  key: " + key_file + "\n"
-           "  checkpoint_interval: 100ms\n" +
+           "  checkpoint_interval: " + checkpoint_interval + "\n" +
            extra;
   }
 
-  GatewayOptions options(const std::string& audit_extra = "") const {
+  GatewayOptions options(const std::string& audit_extra = "", const std::string& checkpoint_interval = "100ms") const {
     GatewayOptions o;
-    o.top = audit_yaml(audit_extra);
+    o.top = audit_yaml(audit_extra, checkpoint_interval);
     return o;
   }
 
@@ -871,14 +871,7 @@ TEST_F(AuditTest, StrictModeReportsNotBatched) {
 // half an hour apart nothing but that wake brings its opening record to disk (a missed wake would hold the
 // request past its 5 s deadline).
 TEST_F(AuditTest, LoneRequestsAreNotHeldBackAndConcurrentOnesShareSyncs) {
-  GatewayOptions o;
-  o.top = "audit:\n"
-          "  dir: " + audit_dir + "\n"
-          "  origin: " + kOrigin + "\n"
-          "  key: " + key_file + "\n"
-          "  checkpoint_interval: 30m\n"
-          "  durability: strict\n";
-  start_gateway(o);
+  start_gateway(options("  durability: strict\n", "30m"));
   {
     auto c = client();
     ASSERT_TRUE(c.connect());
