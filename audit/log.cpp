@@ -159,7 +159,8 @@ struct Log::Impl {
   std::uint64_t seg_synced = 0;     // of which durable
   std::uint64_t seg_file_end = 0;   // the current segment's file size: seg_offset, then zero bytes
   bool need_new_segment = true;
-  std::string unsynced;             // batched: frames in [seg_synced, seg_offset), rewritten after a failure
+  std::string unsynced;             // frames in [seg_synced, seg_offset), rewritten after a failure (batched,
+                                    // or strict batches nobody waited for)
   std::uint64_t unsynced_count = 0;
   int leaves_fd = -1;               // leaf-hash index (32 bytes per leaf), written by the writer
   int leaves_read_fd = -1;          // read side for proofs (pread is thread-safe)
@@ -525,7 +526,7 @@ bool Log::Impl::open_new_segment(std::string& why) {
   const files::SegmentHeader header{frontier.size() - unsynced_count, seg_id == 0 ? 0 : seg_synced};
   const auto hb = files::encode_segment_header(header);
   std::string data(reinterpret_cast<const char*>(hb.data()), hb.size());
-  data += unsynced;  // batched: frames acknowledged but not yet durable in the failed segment
+  data += unsynced;  // frames acknowledged (or nobody waited for) but not yet durable in the failed segment
   const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   int err = 0;
   std::string dir_error;
@@ -571,7 +572,7 @@ void Log::Impl::segment_failed(const std::string& what, int err) {
 
 bool Log::Impl::sync_segment() {
   if (need_new_segment) {
-    // The current file failed (or was cut): never fsync it again. Frames acknowledged in batched mode but
+    // The current file failed (or was cut): never fsync it again. Frames written without a sync but
     // not yet durable are rewritten into a fresh segment.
     if (unsynced.empty()) return true;
     std::string why;
@@ -621,7 +622,15 @@ void Log::Impl::write_batch(std::vector<Item>& items) {
   };
   if (frames.empty()) return fail_all();
 
-  const bool strict = opt.durability == LogOptions::Durability::strict;
+  // Strict mode syncs a batch before it acknowledges it, but only when someone waits for the
+  // acknowledgement (an opening record, a config_change). A batch of records nobody waits for (closing
+  // records, rejected exchanges: the client has its answer already) is written now and made durable by the
+  // next sync: the next waited-for batch's, a checkpoint's, or batch_interval later at the latest. Under
+  // load the closing records of one group of exchanges often reach the writer just before the next group's
+  // opening records; a sync of their own would cost a device flush and make those openings wait for it.
+  bool waited_for = false;
+  for (std::size_t i = 0; i < items.size() && !waited_for; ++i) waited_for = valid[i] && items[i].done;
+  const bool sync_now = opt.durability == LogOptions::Durability::strict && waited_for;
   if (!need_new_segment && seg_offset >= opt.segment_bytes) {
     if (!sync_segment()) return fail_all();
     need_new_segment = true;
@@ -642,7 +651,7 @@ void Log::Impl::write_batch(std::vector<Item>& items) {
   }
   if (seg_offset + frames.size() > seg_file_end)
     seg_file_end = zero_fill_ahead(seg_fd, seg_file_end, seg_offset + frames.size());
-  if (strict) {
+  if (sync_now) {
     if (::fdatasync(seg_fd) != 0) {
       segment_failed("fdatasync of " + files::segment_name(seg_id), errno);
       return fail_all();
@@ -650,14 +659,19 @@ void Log::Impl::write_batch(std::vector<Item>& items) {
     ++n_fsyncs;
     seg_offset += frames.size();
     seg_synced = seg_offset;
+    unsynced.clear();  // earlier batches nobody waited for are durable now too
+    unsynced_count = 0;
   } else {
+    // Strict mode: the unsynced frames wait batch_interval at most, counted from the first of them.
+    if (opt.durability == LogOptions::Durability::strict && seg_synced == seg_offset)
+      next_sync = Clock::now() + opt.batch_interval;
     seg_offset += frames.size();
     unsynced += frames;
     unsynced_count += hashes.size();
   }
   if (!is_healthy.exchange(true)) event(Level::info, "audit log writes succeed again");
 
-  // Durable (or, batched, written): the records join the tree, in order.
+  // Durable (or written: batched, or nobody waits): the records join the tree, in order.
   std::vector<Appended> results(items.size());
   std::size_t k = 0;
   for (std::size_t i = 0; i < items.size(); ++i) {
@@ -737,7 +751,6 @@ void Log::Impl::probe() {
 }
 
 void Log::Impl::run() {
-  const bool batched = opt.durability == LogOptions::Durability::batched;
   next_cp = Clock::now() + opt.checkpoint_interval;
   next_sync = Clock::now() + opt.batch_interval;
   std::uint64_t cp_wanted = 0;
@@ -747,7 +760,7 @@ void Log::Impl::run() {
     {
       std::unique_lock lk(mu);
       Clock::time_point wake = next_cp;
-      if (batched && seg_synced != seg_offset) wake = std::min(wake, next_sync);
+      if (seg_synced != seg_offset) wake = std::min(wake, next_sync);
       if (!is_healthy) wake = std::min(wake, next_probe);
       cv.wait_until(lk, wake, [&] { return !queue.empty() || stopping || cp_requested != cp_done; });
       batch.swap(queue);
@@ -760,7 +773,7 @@ void Log::Impl::run() {
       batch.clear();
     }
     const auto now = Clock::now();
-    if (batched && seg_synced != seg_offset && (now >= next_sync || stop)) {
+    if (seg_synced != seg_offset && (now >= next_sync || stop)) {
       sync_segment();
       next_sync = now + opt.batch_interval;
     }

@@ -68,6 +68,9 @@ class Log {
   // writer does not parse it again); a record whose encoding exceeds the frame limit gets ok=false.
   // `done` (may be empty) runs on the writer thread once the record is durable (strict: fdatasync'ed;
   // batched: written, synced within batch_interval), or with ok=false if it could not be written.
+  // Strict mode syncs a batch only if some record in it has a `done`: records without one (closing records,
+  // whose client already has its answer) are written at once and synced by the next batch that has one, by
+  // a checkpoint, or batch_interval later at the latest.
   // `wake`: true wakes the writer if it is idle. An event loop that appends many records per turn passes
   // false and calls wake() once at the end of the turn, so they reach the writer as one batch (one write,
   // one fdatasync) instead of the first of them waking it alone. Until wake(), the records wait (the

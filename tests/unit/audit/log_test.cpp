@@ -292,6 +292,46 @@ TEST_F(AuditLog, DeferredAppendsWaitForWakeAndShareOneBatch) {
   EXPECT_TRUE(verify_now().ok);
 }
 
+// Strict mode syncs before it acknowledges, but a batch nobody waits for (closing records) gets no
+// fdatasync of its own: the next waited-for batch's sync covers it, or batch_interval later at the latest.
+TEST_F(AuditLog, StrictBatchesNobodyWaitsForShareTheNextSync) {
+  auto o = options_for(dir_, key_file_);
+  o.batch_interval = std::chrono::milliseconds(1000);
+  auto log = open_log(o);
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(append_wait(*log, exchange_record(0)).ok);  // the start record and this one: durable
+  const auto wait_for_records = [&](std::uint64_t n) {
+    for (int i = 0; i < 1000 && log->stats().records < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return log->stats().records >= n;
+  };
+  const auto s0 = log->stats();
+  // 1. Unwaited records are written without a sync; a waited-for one then syncs them all with one fdatasync.
+  ASSERT_TRUE(log->append(exchange_record(1), nullptr));
+  ASSERT_TRUE(wait_for_records(s0.records + 1));
+  const auto s1 = log->stats();
+  EXPECT_EQ(s1.batches - s0.batches, 1u);
+  EXPECT_EQ(s1.fsyncs, s0.fsyncs) << "a batch nobody waits for was synced on its own";
+  const Appended a = append_wait(*log, exchange_record(2));
+  ASSERT_TRUE(a.ok);
+  EXPECT_EQ(a.index, s0.records + 1);
+  const auto s2 = log->stats();
+  EXPECT_EQ(s2.fsyncs - s1.fsyncs, 1u);
+  // 2. With nothing after them, unwaited records are synced batch_interval later.
+  ASSERT_TRUE(log->append(exchange_record(3), nullptr));
+  ASSERT_TRUE(wait_for_records(s2.records + 1));
+  const auto t0 = std::chrono::steady_clock::now();
+  while (log->stats().fsyncs == s2.fsyncs && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(log->stats().fsyncs - s2.fsyncs, 1u) << "the unwaited record was never synced";
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(500))
+      << "synced long before batch_interval (1 s) passed";
+  log->close();
+  const auto rep = verify_now();
+  EXPECT_TRUE(rep.ok) << rep.first_error;
+  EXPECT_EQ(rep.records, 5u);
+}
+
 TEST_F(AuditLog, BatchedModeAndSegmentRolls) {
   auto o = options_for(dir_, key_file_);
   o.durability = LogOptions::Durability::batched;
@@ -593,9 +633,15 @@ TEST_F(AuditLog, DiskFullFailsAppendsThenRecovers) {
   dir_ = mnt + "/log";
   auto o = options_for(dir_, key_file_);
   o.segment_bytes = 64 * 1024;
+  o.batch_interval = std::chrono::milliseconds(1000);
   auto log = open_log(o);
   ASSERT_TRUE(log);
   ASSERT_TRUE(append_wait(*log, exchange_record(0)).ok);
+  // A record nobody waits for (a closing record): written, not yet synced when the disk fills up. It must
+  // survive the failures below (rewritten into a fresh segment, or synced before the rotation).
+  ASSERT_TRUE(log->append(exchange_record(9), nullptr));
+  for (int i = 0; i < 200 && log->stats().records < 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(log->stats().records, 3u);
 
   // Fill the file system.
   const std::string filler = mnt + "/filler";
@@ -610,8 +656,14 @@ TEST_F(AuditLog, DiskFullFailsAppendsThenRecovers) {
   Record big = exchange_record(1);
   big.detail = std::string(8000, 'd');
   int failed = 0;
-  for (int i = 0; i < 50 && failed == 0; ++i)
-    if (!append_wait(*log, big).ok) ++failed;
+  std::uint64_t written = 0;
+  for (int i = 0; i < 50 && failed == 0; ++i) {
+    if (append_wait(*log, big).ok) {
+      ++written;
+    } else {
+      ++failed;
+    }
+  }
   EXPECT_GT(failed, 0);
   EXPECT_FALSE(log->healthy());
   EXPECT_GT(log->stats().write_errors, 0U);
@@ -625,6 +677,8 @@ TEST_F(AuditLog, DiskFullFailsAppendsThenRecovers) {
   log->close();
   const auto rep = verify_now();
   EXPECT_TRUE(rep.ok) << rep.first_error;
+  // start, record 0, the unwaited record, the big ones written before the disk filled, the last two.
+  EXPECT_EQ(rep.records, 3 + written + 2);
 }
 
 }  // namespace
