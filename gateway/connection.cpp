@@ -52,6 +52,7 @@ constexpr std::size_t kRelaySize = Worker::kRelaySize;
 // piece. The buffer is released while the connection is idle.
 constexpr std::size_t kHeadReadChunk = kRelaySize;
 constexpr auto kTlsShutdownTimeout = std::chrono::seconds(1);
+constexpr std::size_t kRecordPlaintext = 16384;  // the most plaintext one TLS record carries
 
 Reason reason_for(HeadError e) {
   switch (e) {
@@ -182,15 +183,18 @@ std::int64_t unix_ms() {
 
 // The upstream response's parser for framing and body: Beast's basic_parser decides Content-Length, chunked
 // and keep-alive, but the head's fields are not stored again. scan_response_head has already validated and
-// split them, and a basic_fields would cost an allocation and an ordered insertion per field. Body bytes
-// land in the buffer given with set_buffer() (as with http::buffer_body: error::need_buffer when it is full).
+// split them, and a basic_fields would cost an allocation and an ordered insertion per field. Body bytes are
+// not copied: a piece is a view of the read buffer the parser was given (one contiguous run per piece, at
+// most `limit` bytes; error::need_buffer ends a piece, as with http::buffer_body). The view stays valid until
+// that buffer is next prepared for a read, so the caller writes the piece before it reads again.
 class ResponseBodyParser final : public http::basic_parser<false> {
  public:
-  void set_buffer(char* data, std::size_t size) noexcept {
-    data_ = data;
-    room_ = size;
+  // Starts a new piece of at most `limit` bytes.
+  void start_piece(std::size_t limit) noexcept {
+    piece_ = {};
+    room_ = limit;
   }
-  std::size_t room() const noexcept { return room_; }
+  std::string_view piece() const noexcept { return piece_; }
 
  private:
   void on_request_impl(http::verb, beast::string_view, beast::string_view, int, beast::error_code&) override {}
@@ -206,10 +210,12 @@ class ResponseBodyParser final : public http::basic_parser<false> {
   void on_finish_impl(beast::error_code&) override {}
 
   std::size_t take(beast::string_view body, beast::error_code& ec) noexcept {
-    const std::size_t n = std::min(body.size(), room_);
+    // A piece is one contiguous run: bytes that do not follow the piece's end (after a chunk header) wait
+    // for the next piece.
+    const bool follows = piece_.empty() || piece_.data() + piece_.size() == body.data();
+    const std::size_t n = follows ? std::min(body.size(), room_) : 0;
     if (n > 0) {
-      std::memcpy(data_, body.data(), n);
-      data_ += n;
+      piece_ = piece_.empty() ? std::string_view(body.data(), n) : std::string_view(piece_.data(), piece_.size() + n);
       room_ -= n;
     }
     if (n < body.size()) {
@@ -218,7 +224,7 @@ class ResponseBodyParser final : public http::basic_parser<false> {
     return n;
   }
 
-  char* data_ = nullptr;
+  std::string_view piece_;
   std::size_t room_ = 0;
 };
 
@@ -1346,7 +1352,8 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
     co_return UpstreamOutcome{};
   }
   for (;;) {
-    rp.set_buffer(relay_.get(), kRelaySize);
+    // The piece is a view of conn.buffer (no copy): it is written before the next read into conn.buffer.
+    rp.start_piece(2 * kRelaySize);
     beast::error_code ec;
     if (!parse_buffered(conn.buffer, rp, ec)) {
       up_tcp.expires_at(response_deadline());
@@ -1357,14 +1364,14 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
     if (ec == http::error::need_buffer) {
       ec = {};
     }
-    const std::size_t got = kRelaySize - rp.room();
+    const char* const body = rp.piece().data();
+    const std::size_t got = rp.piece().size();
     if (audit_ != nullptr && got > 0) {
-      hash(response_hash_, relay_.get(), got);
+      hash(response_hash_, body, got);
     }
     if (waf_response) {
       const bool last = rp.is_done() || (ec && upstream_close_delimited);
-      const auto v = policies::waf::on_response_body(
-          pctx_, std::as_bytes(std::span<const char>(relay_.get(), got)), last);
+      const auto v = policies::waf::on_response_body(pctx_, std::as_bytes(std::span<const char>(body, got)), last);
       if (!v.is_next()) {
         rec_.status = policies::info(v.reason).status;
         co_return UpstreamOutcome{v.reason, head_sent, false, false, false, head_sent};
@@ -1385,13 +1392,21 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
       co_return UpstreamOutcome{ec == beast::error::timeout ? Reason::upstream_timeout : Reason::upstream_reset,
                                 true, false, true, false, true};
     }
+    if (!head_sent && !client_chunked && out_.size() + got > kRecordPlaintext) {
+      // Head and first piece would not fit in one TLS record anyway: the head goes out in a record of its
+      // own and the piece straight from the read buffer, as many records as coalescing them would take, and
+      // the body is not copied (a 16 KiB body was copied three times, with OpenSSL's own copy).
+      if (!(head_sent = true, co_await write_client(out_))) {
+        co_return UpstreamOutcome{Reason::upstream_reset, true, false, false, true, true};
+      }
+    }
     if (!head_sent) {
       // Coalesce head + first piece into one write (one TLS record for small responses).
       if (got > 0 && client_chunked) {
         fmt::format_to(std::back_inserter(out_), "{:x}\r\n", got);
-        out_.append(relay_.get(), got).append("\r\n");
+        out_.append(body, got).append("\r\n");
       } else {
-        out_.append(relay_.get(), got);
+        out_.append(body, got);
       }
       if ((rp.is_done() || eof_done) && client_chunked) {
         out_.append("0\r\n\r\n");
@@ -1401,7 +1416,7 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
       }
     } else if (got > 0) {
       stream_.expires_after(cfg_.timeouts.send);
-      auto wec = co_await write_body_piece(stream_, client_chunked, relay_.get(), got);
+      auto wec = co_await write_body_piece(stream_, client_chunked, body, got);
       if (wec) {
         co_return UpstreamOutcome{Reason::upstream_reset, true, false, false, true, true};
       }

@@ -16,15 +16,15 @@
 namespace gerbang::testing {
 
 struct GatewayOptions {
-  std::string top;            // extra top-level YAML (limits:, timeouts:, trusted_proxies: ...)
-  std::string listener_tls;   // extra keys under listeners[0].tls (indented 6)
-  std::string listener;       // extra keys under listeners[0] (indented 4)
+  std::string top{};            // extra top-level YAML (limits:, timeouts:, trusted_proxies: ...)
+  std::string listener_tls{};   // extra keys under listeners[0].tls (indented 6)
+  std::string listener{};       // extra keys under listeners[0] (indented 4)
   std::string route_match = "      path_prefix: /\n";  // routes[0].match body (indented 6)
-  std::string route;          // extra keys under routes[0] (indented 4)
-  std::string upstream;       // extra keys under upstreams[0] (indented 4)
-  std::string targets;        // override: targets list, e.g. "[\"127.0.0.1:1\", \"127.0.0.1:2\"]"
-  std::string extra_routes;   // more route items (indented 2, each starting "  - name: ...")
-  std::string extra_upstreams;
+  std::string route{};          // extra keys under routes[0] (indented 4)
+  std::string upstream{};       // extra keys under upstreams[0] (indented 4)
+  std::string targets{};        // override: targets list, e.g. "[\"127.0.0.1:1\", \"127.0.0.1:2\"]"
+  std::string extra_routes{};   // more route items (indented 2, each starting "  - name: ...")
+  std::string extra_upstreams{};
   int workers = 1;
 };
 

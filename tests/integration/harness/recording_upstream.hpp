@@ -62,9 +62,9 @@ class UpstreamConnection {
 using UpstreamHandler = std::function<void(UpstreamConnection&)>;
 
 struct UpstreamOptions {
-  std::string tls_cert_file;    // chain PEM; empty: plain TCP
-  std::string tls_key_file;
-  std::string client_ca_file;   // verify client certificates against this CA
+  std::string tls_cert_file{};  // chain PEM; empty: plain TCP
+  std::string tls_key_file{};
+  std::string client_ca_file{};  // verify client certificates against this CA
   bool require_client_cert = false;
   // The echo handler's keep-alive idle limit (how long it waits for the next request).
   std::chrono::milliseconds idle_timeout{30000};

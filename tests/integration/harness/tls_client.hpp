@@ -28,17 +28,17 @@ struct TlsClientOptions {
   std::string host = "127.0.0.1";  // where to connect
   std::string sni = "localhost";   // empty: no SNI extension
   // Name checked against the server certificate; empty means sni. Both empty: chain checked, name not.
-  std::string verify_host;
+  std::string verify_host{};
   bool verify = true;               // false: accept any certificate (tests about the gateway, not about us)
-  std::string ca_file;              // trust anchor; filled with the TestPki CA by the TestPki constructor
-  std::string client_cert_file;     // chain PEM; empty: no client certificate
-  std::string client_key_file;
+  std::string ca_file{};            // trust anchor; filled with the TestPki CA by the TestPki constructor
+  std::string client_cert_file{};   // chain PEM; empty: no client certificate
+  std::string client_key_file{};
   std::vector<std::string> alpn = {"http/1.1"};  // empty: no ALPN extension
   TlsVersion min_version = TlsVersion::unspecified;
   TlsVersion max_version = TlsVersion::unspecified;
-  std::string cipher_list;   // TLS <= 1.2 (OpenSSL syntax); empty: OpenSSL's default
-  std::string ciphersuites;  // TLS 1.3; empty: OpenSSL's default
-  std::shared_ptr<const TlsSession> resume;  // offer this session (from session()) in the handshake
+  std::string cipher_list{};   // TLS <= 1.2 (OpenSSL syntax); empty: OpenSSL's default
+  std::string ciphersuites{};  // TLS 1.3; empty: OpenSSL's default
+  std::shared_ptr<const TlsSession> resume{};  // offer this session (from session()) in the handshake
   std::chrono::milliseconds connect_timeout{5000};  // TCP connect and handshake, each
 };
 
