@@ -1,15 +1,14 @@
 // One downstream connection: detect TLS → handshake → request loop → shutdown, as one coroutine.
 //
 // Every wait has its own deadline (STYLE.md §8): handshake, request head (slowloris), keep-alive idle, body
-// progress and minimum rate, each write to the client, upstream connect, upstream response. Bodies stream
-// through one fixed relay buffer; the next read is not issued before the previous write completed, so a
-// slow reader on one side throttles the other instead of growing memory.
+// progress and minimum rate, each write to the client, upstream connect, upstream response. Bodies stream as
+// views of the bounded read buffers, without a copy of ours; the next read is not issued before the previous
+// write completed, so a slow reader on one side throttles the other instead of growing memory.
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -228,6 +227,47 @@ class ResponseBodyParser final : public http::basic_parser<false> {
   std::size_t room_ = 0;
 };
 
+// The request's body type: like http::buffer_body, but a piece is a view of the read buffer the parser was
+// given instead of a copy (one contiguous run of at most `room` bytes; error::need_buffer ends a piece). The
+// view stays valid until that buffer is next prepared for a read, so a piece is written upstream first.
+struct ViewBody {
+  struct value_type {
+    std::string_view piece;
+    std::size_t room = 0;
+  };
+  class reader {
+   public:
+    template <bool IsRequest, class Fields>
+    reader(http::header<IsRequest, Fields>&, value_type& b) : b_(b) {}
+    void init(const boost::optional<std::uint64_t>&, beast::error_code& ec) { ec = {}; }
+    template <class ConstBufferSequence>
+    std::size_t put(const ConstBufferSequence& buffers, beast::error_code& ec) {
+      std::size_t taken = 0;
+      ec = {};
+      for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers); ++it) {
+        const net::const_buffer buf(*it);
+        const char* data = static_cast<const char*>(buf.data());
+        const bool follows = b_.piece.empty() || b_.piece.data() + b_.piece.size() == data;
+        const std::size_t n = follows ? std::min(buf.size(), b_.room) : 0;
+        if (n > 0) {
+          b_.piece = b_.piece.empty() ? std::string_view(data, n) : std::string_view(b_.piece.data(), b_.piece.size() + n);
+          b_.room -= n;
+          taken += n;
+        }
+        if (n < buf.size()) {
+          ec = http::error::need_buffer;
+          break;
+        }
+      }
+      return taken;
+    }
+    void finish(beast::error_code& ec) { ec = {}; }
+
+   private:
+    value_type& b_;
+  };
+};
+
 // Parses what `b` already holds into `p`, as http::async_read_some does before it reads, but at once:
 // a composed operation that does no I/O posts its completion through the executor, one more handler round
 // trip for every body piece that came with the head (most small bodies) or the response head. False when
@@ -355,9 +395,9 @@ class ClientConnection {
   net::awaitable<UpstreamOutcome> exchange(UStream& us, UpstreamConn& conn, UpstreamPool& pool,
                                            bool& client_keep_alive, bool& upstream_reusable);
   net::awaitable<bool> write_client(std::string_view bytes);
-  // Reads the next piece of the client's request body into relay_ (counted, hashed); `got` bytes. An outcome
-  // when the client side failed.
-  net::awaitable<std::optional<UpstreamOutcome>> read_body_piece(std::size_t& got);
+  // Reads the next piece of the client's request body (counted, hashed): `piece` is a view of buf_, valid
+  // until the next read into it. An outcome when the client side failed.
+  net::awaitable<std::optional<UpstreamOutcome>> read_body_piece(std::string_view& piece);
   void finish_request();
   Clock::time_point body_deadline() const;
 
@@ -381,10 +421,9 @@ class ClientConnection {
   std::string& peer_ip_;
   bool& peer_trusted_;
   std::string out_;  // scratch for heads and local replies (capacity reused)
-  std::unique_ptr<char[]> relay_;
 
   // Per-request state.
-  std::optional<http::request_parser<http::buffer_body>> parser_;
+  std::optional<http::request_parser<ViewBody>> parser_;
   std::string upstream_head_;
   AccessRecord rec_;
   Clock::time_point start_;
@@ -522,9 +561,6 @@ net::awaitable<std::unique_ptr<ConnCore>> ClientConnection::run(bool fresh) {
       }
       // Nothing of a next request is here yet: wait for it parked (see ConnCore), without this object, its
       // buffers or its coroutine frames.
-      if (relay_) {
-        w_.give_relay_buffer(std::move(relay_));
-      }
       co_return std::move(core_);
     }
   }
@@ -595,9 +631,6 @@ void ClientConnection::finish_request() {
 
 net::awaitable<bool> ClientConnection::waf_inspect_body(bool& client_keep_alive) {
   auto& p = *parser_;
-  if (!relay_) {
-    relay_ = w_.take_relay_buffer();
-  }
   if (expect_continue_ && !continue_sent_) {
     continue_sent_ = true;  // the WAF needs the body before any upstream is chosen
     if (!(co_await write_client("HTTP/1.1 100 Continue\r\n\r\n"))) {
@@ -607,8 +640,8 @@ net::awaitable<bool> ClientConnection::waf_inspect_body(bool& client_keep_alive)
   }
   body_start_ = Clock::now();
   while (policies::waf::needs_body(pctx_) && !p.is_done()) {
-    std::size_t got = 0;
-    if (auto failed = co_await read_body_piece(got)) {
+    std::string_view piece;
+    if (auto failed = co_await read_body_piece(piece)) {
       client_keep_alive = false;
       const Reason r = failed->reason;
       rec_.reason = r;
@@ -619,9 +652,9 @@ net::awaitable<bool> ClientConnection::waf_inspect_body(bool& client_keep_alive)
       }
       co_return false;
     }
-    waf_body_.append(relay_.get(), got);
-    const auto v = policies::waf::feed_body(
-        pctx_, std::as_bytes(std::span<const char>(relay_.get(), got)), p.is_done());
+    waf_body_.append(piece);
+    const auto v = policies::waf::feed_body(pctx_, std::as_bytes(std::span<const char>(piece.data(), piece.size())),
+                                            p.is_done());
     if (!v.is_next()) {
       client_keep_alive = false;  // the rest of the body is unread
       pctx_.decision = v.reason;
@@ -718,9 +751,6 @@ void ClientConnection::audit_close() {
 net::awaitable<bool> ClientConnection::serve_one(bool first) {
   // ---- 1. Read the head: keep-alive idle deadline until the first byte, then the head deadline. ----
   reg_->idle = true;
-  if (relay_) {
-    w_.give_relay_buffer(std::move(relay_));
-  }
   if (w_.draining()) {
     co_await shutdown_tls();
     co_return false;
@@ -986,9 +1016,6 @@ net::awaitable<UpstreamOutcome> ClientConnection::proxy(std::size_t route_index,
   const auto& ucfg = pool.config();
   auto& ustats = pool.stats();
   rec_.upstream = ucfg.name;
-  if (!relay_) {
-    relay_ = w_.take_relay_buffer();
-  }
   if (!pool.try_acquire_slot() && !(co_await pool.acquire_slot())) {
     co_return UpstreamOutcome{Reason::upstream_concurrency_limit};
   }
@@ -1084,10 +1111,9 @@ net::awaitable<UpstreamOutcome> ClientConnection::proxy(std::size_t route_index,
   co_return last;
 }
 
-net::awaitable<std::optional<UpstreamOutcome>> ClientConnection::read_body_piece(std::size_t& got) {
+net::awaitable<std::optional<UpstreamOutcome>> ClientConnection::read_body_piece(std::string_view& piece) {
   auto& p = *parser_;
-  p.get().body().data = relay_.get();
-  p.get().body().size = kRelaySize;
+  p.get().body() = ViewBody::value_type{{}, kRelaySize};
   beast::error_code rec;
   if (!parse_buffered(buf_, p, rec)) {
     stream_.expires_at(body_deadline());
@@ -1097,13 +1123,14 @@ net::awaitable<std::optional<UpstreamOutcome>> ClientConnection::read_body_piece
   if (rec == http::error::need_buffer) {
     rec = {};
   }
-  got = kRelaySize - p.get().body().size;
+  piece = p.get().body().piece;
+  const std::size_t got = piece.size();
   body_received_ += got;
   rec_.bytes_in += got;
   if (got > 0) {
     body_consumed_ = true;
     if (audit_ != nullptr) {
-      hash(request_hash_, relay_.get(), got);
+      hash(request_hash_, piece.data(), got);
     }
   }
   if (!rec) {
@@ -1154,11 +1181,11 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
       // it goes upstream in the same write as the head, one system call instead of two. Parsing it from buf_
       // waits for nothing.
       body_start_ = Clock::now();
-      std::size_t got = 0;
-      if (auto failed = co_await read_body_piece(got)) {
+      std::string_view piece;
+      if (auto failed = co_await read_body_piece(piece)) {
         co_return *failed;
       }
-      std::array<net::const_buffer, 2> head_and_body{net::buffer(upstream_head_), net::buffer(relay_.get(), got)};
+      std::array<net::const_buffer, 2> head_and_body{net::buffer(upstream_head_), net::buffer(piece.data(), piece.size())};
       auto [ec, n] = co_await net::async_write(us, head_and_body, use_nothrow);
       if (ec) {
         co_return UpstreamOutcome{Reason::upstream_reset, false, false, true, false, true};
@@ -1180,12 +1207,12 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
       body_start_ = Clock::now();
     }
     while (!p.is_done()) {
-      std::size_t got = 0;
-      if (auto failed = co_await read_body_piece(got)) {
+      std::string_view piece;
+      if (auto failed = co_await read_body_piece(piece)) {
         co_return *failed;
       }
       up_tcp.expires_after(cfg_.timeouts.send);
-      auto wec = co_await write_body_piece(us, chunked, relay_.get(), got);
+      auto wec = co_await write_body_piece(us, chunked, piece.data(), piece.size());
       if (wec) {
         co_return UpstreamOutcome{Reason::upstream_reset, false, false, true, false, true};
       }
@@ -1237,9 +1264,8 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
     if (conn.buffer.size() >= cfg_.limits.max_response_header_bytes + kRelaySize) {
       co_return UpstreamOutcome{Reason::upstream_bad_response, false, false, true};
     }
-    // Reads of up to two relay buffers: the head and a relay buffer's worth of body (for most responses all of
-    // it) arrive in one read and leave in one write, and the body reads that follow are as large (Beast sizes
-    // them by the buffer's capacity). With 4 KiB reads a 16 KiB response took five reads, five writes and
+    // Reads of up to 32 KiB: the head and 16 KiB or more of body (for most responses all of it) arrive in one
+    // read, and the body reads that follow are as large (Beast sizes them by the buffer's capacity). With 4 KiB reads a 16 KiB response took five reads, five writes and
     // five TLS records; with 16 KiB reads, two reads and three writes (the head pushed the body's end into a
     // second read). The buffer is released when the connection goes back to the pool.
     auto [ec, n] = co_await us.async_read_some(conn.buffer.prepare(2 * kRelaySize), use_nothrow);

@@ -323,23 +323,6 @@ void Worker::force_close() {
   });
 }
 
-std::unique_ptr<char[]> Worker::take_relay_buffer() {
-  if (free_relay_buffers_.empty()) {
-    return std::make_unique_for_overwrite<char[]>(kRelaySize);
-  }
-  auto b = std::move(free_relay_buffers_.back());
-  free_relay_buffers_.pop_back();
-  return b;
-}
-
-void Worker::give_relay_buffer(std::unique_ptr<char[]> buffer) {
-  // Bounded at 1 MiB per worker: a burst of concurrent requests must not leave its buffers held for ever
-  // (with 1,024 kept, 10,000 idle connections opened in a burst cost 16 MiB more than they need).
-  if (buffer && free_relay_buffers_.size() < kMaxFreeRelayBuffers) {
-    free_relay_buffers_.push_back(std::move(buffer));
-  }
-}
-
 std::string Worker::new_request_id() {
   // 128 random bits, taken from a per-worker pool refilled 256 ids at a time: one getrandom() per request was
   // one system call in seven on the proxy path. The pool is the ChaCha20 stream of a fresh 256-bit key from

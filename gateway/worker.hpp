@@ -126,12 +126,9 @@ class Worker {
   // fdatasync; with one request in flight the wake comes at once. (Log::append with wake = false.)
   void wake_audit_when_idle(audit::Log& log) noexcept { idle_audit_ = &log; }
 
-  // Relay buffers (16 KiB) are lent per request and returned, so idle connections hold none and the steady
-  // state allocates nothing.
+  // Body relay unit (16 KiB): reads and body pieces are sized by it. Bodies are relayed as views of the
+  // connections' read buffers (no buffer of their own, no copy).
   static constexpr std::size_t kRelaySize = 16 * 1024;
-  static constexpr std::size_t kMaxFreeRelayBuffers = 64;
-  std::unique_ptr<char[]> take_relay_buffer();
-  void give_relay_buffer(std::unique_ptr<char[]> buffer);
 
   // Connections parked (idle between requests) for longer than this give up their own deadline timer: the
   // worker's idle sweep, run at this interval, closes them at their keep-alive deadline (up to one interval
@@ -157,7 +154,6 @@ class Worker {
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
   std::list<ConnEntry> connections_;
   std::optional<net::steady_timer> idle_sweep_;  // destroyed before ioc_
-  std::vector<std::unique_ptr<char[]>> free_relay_buffers_;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::atomic<std::size_t> open_{0};
   std::array<unsigned char, 4096> id_pool_{};  // random bytes for request ids (new_request_id)
