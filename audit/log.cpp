@@ -628,9 +628,10 @@ void Log::Impl::write_batch(std::vector<Item>& items) {
   // next sync: the next waited-for batch's, a checkpoint's, or batch_interval later at the latest. Under
   // load the closing records of one group of exchanges often reach the writer just before the next group's
   // opening records; a sync of their own would cost a device flush and make those openings wait for it.
+  const bool strict = opt.durability == LogOptions::Durability::strict;
   bool waited_for = false;
   for (std::size_t i = 0; i < items.size() && !waited_for; ++i) waited_for = valid[i] && items[i].done;
-  const bool sync_now = opt.durability == LogOptions::Durability::strict && waited_for;
+  const bool sync_now = strict && waited_for;
   if (!need_new_segment && seg_offset >= opt.segment_bytes) {
     if (!sync_segment()) return fail_all();
     need_new_segment = true;
@@ -663,7 +664,7 @@ void Log::Impl::write_batch(std::vector<Item>& items) {
     unsynced_count = 0;
   } else {
     // Strict mode: the unsynced frames wait batch_interval at most, counted from the first of them.
-    if (opt.durability == LogOptions::Durability::strict && seg_synced == seg_offset)
+    if (strict && seg_synced == seg_offset)
       next_sync = Clock::now() + opt.batch_interval;
     seg_offset += frames.size();
     unsynced += frames;

@@ -180,20 +180,38 @@ std::int64_t unix_ms() {
       .count();
 }
 
+// A body piece taken without a copy: a view of the read buffer the parser was given, one contiguous run of at
+// most `room` bytes (bytes that do not follow the piece's end, after a chunk header, wait for the next piece).
+// take() returns how many bytes it took and sets error::need_buffer when it took fewer than offered, as
+// http::buffer_body does when full. The view stays valid until that buffer is next prepared for a read, so the
+// caller writes the piece before it reads again.
+struct BodyPiece {
+  std::string_view piece;
+  std::size_t room = 0;
+
+  std::size_t take(const char* data, std::size_t size, beast::error_code& ec) noexcept {
+    const bool follows = piece.empty() || piece.data() + piece.size() == data;
+    const std::size_t n = follows ? std::min(size, room) : 0;
+    if (n > 0) {
+      piece = piece.empty() ? std::string_view(data, n) : std::string_view(piece.data(), piece.size() + n);
+      room -= n;
+    }
+    if (n < size) {
+      ec = http::error::need_buffer;
+    }
+    return n;
+  }
+};
+
 // The upstream response's parser for framing and body: Beast's basic_parser decides Content-Length, chunked
 // and keep-alive, but the head's fields are not stored again. scan_response_head has already validated and
 // split them, and a basic_fields would cost an allocation and an ordered insertion per field. Body bytes are
-// not copied: a piece is a view of the read buffer the parser was given (one contiguous run per piece, at
-// most `limit` bytes; error::need_buffer ends a piece, as with http::buffer_body). The view stays valid until
-// that buffer is next prepared for a read, so the caller writes the piece before it reads again.
+// not copied: each piece is a BodyPiece of the read buffer.
 class ResponseBodyParser final : public http::basic_parser<false> {
  public:
   // Starts a new piece of at most `limit` bytes.
-  void start_piece(std::size_t limit) noexcept {
-    piece_ = {};
-    room_ = limit;
-  }
-  std::string_view piece() const noexcept { return piece_; }
+  void start_piece(std::size_t limit) noexcept { body_ = BodyPiece{{}, limit}; }
+  std::string_view piece() const noexcept { return body_.piece; }
 
  private:
   void on_request_impl(http::verb, beast::string_view, beast::string_view, int, beast::error_code&) override {}
@@ -201,40 +219,22 @@ class ResponseBodyParser final : public http::basic_parser<false> {
   void on_field_impl(http::field, beast::string_view, beast::string_view, beast::error_code&) override {}
   void on_header_impl(beast::error_code&) override {}
   void on_body_init_impl(const boost::optional<std::uint64_t>&, beast::error_code&) override {}
-  std::size_t on_body_impl(beast::string_view body, beast::error_code& ec) override { return take(body, ec); }
+  std::size_t on_body_impl(beast::string_view body, beast::error_code& ec) override {
+    return body_.take(body.data(), body.size(), ec);
+  }
   void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
   std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, beast::error_code& ec) override {
-    return take(body, ec);
+    return body_.take(body.data(), body.size(), ec);
   }
   void on_finish_impl(beast::error_code&) override {}
 
-  std::size_t take(beast::string_view body, beast::error_code& ec) noexcept {
-    // A piece is one contiguous run: bytes that do not follow the piece's end (after a chunk header) wait
-    // for the next piece.
-    const bool follows = piece_.empty() || piece_.data() + piece_.size() == body.data();
-    const std::size_t n = follows ? std::min(body.size(), room_) : 0;
-    if (n > 0) {
-      piece_ = piece_.empty() ? std::string_view(body.data(), n) : std::string_view(piece_.data(), piece_.size() + n);
-      room_ -= n;
-    }
-    if (n < body.size()) {
-      ec = http::error::need_buffer;
-    }
-    return n;
-  }
-
-  std::string_view piece_;
-  std::size_t room_ = 0;
+  BodyPiece body_;
 };
 
-// The request's body type: like http::buffer_body, but a piece is a view of the read buffer the parser was
-// given instead of a copy (one contiguous run of at most `room` bytes; error::need_buffer ends a piece). The
-// view stays valid until that buffer is next prepared for a read, so a piece is written upstream first.
+// The request's body type: like http::buffer_body, but each piece is a BodyPiece of the read buffer instead of
+// a copy.
 struct ViewBody {
-  struct value_type {
-    std::string_view piece;
-    std::size_t room = 0;
-  };
+  using value_type = BodyPiece;
   class reader {
    public:
     template <bool IsRequest, class Fields>
@@ -244,20 +244,9 @@ struct ViewBody {
     std::size_t put(const ConstBufferSequence& buffers, beast::error_code& ec) {
       std::size_t taken = 0;
       ec = {};
-      for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers); ++it) {
+      for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers) && !ec; ++it) {
         const net::const_buffer buf(*it);
-        const char* data = static_cast<const char*>(buf.data());
-        const bool follows = b_.piece.empty() || b_.piece.data() + b_.piece.size() == data;
-        const std::size_t n = follows ? std::min(buf.size(), b_.room) : 0;
-        if (n > 0) {
-          b_.piece = b_.piece.empty() ? std::string_view(data, n) : std::string_view(b_.piece.data(), b_.piece.size() + n);
-          b_.room -= n;
-          taken += n;
-        }
-        if (n < buf.size()) {
-          ec = http::error::need_buffer;
-          break;
-        }
+        taken += b_.take(static_cast<const char*>(buf.data()), buf.size(), ec);
       }
       return taken;
     }
@@ -1113,7 +1102,7 @@ net::awaitable<UpstreamOutcome> ClientConnection::proxy(std::size_t route_index,
 
 net::awaitable<std::optional<UpstreamOutcome>> ClientConnection::read_body_piece(std::string_view& piece) {
   auto& p = *parser_;
-  p.get().body() = ViewBody::value_type{{}, kRelaySize};
+  p.get().body() = BodyPiece{{}, kRelaySize};
   beast::error_code rec;
   if (!parse_buffered(buf_, p, rec)) {
     stream_.expires_at(body_deadline());
@@ -1185,7 +1174,8 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
       if (auto failed = co_await read_body_piece(piece)) {
         co_return *failed;
       }
-      std::array<net::const_buffer, 2> head_and_body{net::buffer(upstream_head_), net::buffer(piece.data(), piece.size())};
+      std::array<net::const_buffer, 2> head_and_body{net::buffer(upstream_head_),
+                                                     net::buffer(piece.data(), piece.size())};
       auto [ec, n] = co_await net::async_write(us, head_and_body, use_nothrow);
       if (ec) {
         co_return UpstreamOutcome{Reason::upstream_reset, false, false, true, false, true};
@@ -1265,9 +1255,10 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
       co_return UpstreamOutcome{Reason::upstream_bad_response, false, false, true};
     }
     // Reads of up to 32 KiB: the head and 16 KiB or more of body (for most responses all of it) arrive in one
-    // read, and the body reads that follow are as large (Beast sizes them by the buffer's capacity). With 4 KiB reads a 16 KiB response took five reads, five writes and
-    // five TLS records; with 16 KiB reads, two reads and three writes (the head pushed the body's end into a
-    // second read). The buffer is released when the connection goes back to the pool.
+    // read, and the body reads that follow are as large (Beast sizes them by the buffer's capacity). With
+    // 4 KiB reads a 16 KiB response took five reads, five writes and five TLS records; with 16 KiB reads, two
+    // reads and three writes (the head pushed the body's end into a second read). The buffer is released when
+    // the connection goes back to the pool.
     auto [ec, n] = co_await us.async_read_some(conn.buffer.prepare(2 * kRelaySize), use_nothrow);
     if (ec) {
       const bool nothing = conn.buffer.size() == 0;
