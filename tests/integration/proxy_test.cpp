@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -96,6 +97,17 @@ std::string varied_bytes(std::size_t n, std::uint32_t seed) {
   return s;
 }
 
+// `body` as chunks of growing sizes (1, then len * growth + 3, ...), each "size CRLF data CRLF"; no last chunk.
+std::vector<std::string> growing_chunks(std::string_view body, std::size_t growth) {
+  std::vector<std::string> chunks;
+  for (std::size_t at = 0, len = 1; at < body.size(); len = len * growth + 3) {
+    const std::size_t n = std::min(len, body.size() - at);
+    chunks.push_back(fmt::format("{:x}\r\n", n) + std::string(body.substr(at, n)) + "\r\n");
+    at += n;
+  }
+  return chunks;
+}
+
 TEST_F(ProxyTest, VariedBodiesArriveByteExactInBothDirections) {
   const std::string down = varied_bytes(300007, 7);
   upstream.set_handler([&down](UpstreamConnection& conn) {
@@ -105,12 +117,7 @@ TEST_F(ProxyTest, VariedBodiesArriveByteExactInBothDirections) {
         for (std::size_t at = 0; at < down.size(); at += 70001) conn.write_raw(down.substr(at, 70001));
       } else if (req->target == "/down-chunked") {
         conn.write_raw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
-        std::size_t at = 0;
-        for (std::size_t len = 1; at < down.size(); len = len * 3 + 5) {
-          const std::size_t n = std::min(len, down.size() - at);
-          conn.write_raw(fmt::format("{:x}\r\n", n) + down.substr(at, n) + "\r\n");
-          at += n;
-        }
+        for (const auto& chunk : growing_chunks(down, 3)) conn.write_raw(chunk);
         conn.write_raw("0\r\n\r\n");
       } else {
         conn.write_raw("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
@@ -124,8 +131,9 @@ TEST_F(ProxyTest, VariedBodiesArriveByteExactInBothDirections) {
     auto r = c.request("GET", path);
     ASSERT_TRUE(r.complete) << path << ": " << r.error;
     EXPECT_EQ(r.status, 200u);
+    const auto diff = std::mismatch(r.body.begin(), r.body.end(), down.begin(), down.end()).first;
     EXPECT_TRUE(r.body == down) << path << ": " << r.body.size() << " bytes, first difference at "
-                                << std::distance(r.body.begin(), std::mismatch(r.body.begin(), r.body.end(), down.begin(), down.end()).first);
+                                << std::distance(r.body.begin(), diff);
   }
   // Uploads: one Content-Length body sent in uneven pieces, one chunked body of growing chunks.
   const std::string up = varied_bytes(1000003, 11);
@@ -136,12 +144,7 @@ TEST_F(ProxyTest, VariedBodiesArriveByteExactInBothDirections) {
   ASSERT_TRUE(r1.complete) << r1.error;
   EXPECT_EQ(r1.status, 200u);
   std::string chunked = "POST /up-chunked HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n";
-  std::size_t at = 0;
-  for (std::size_t len = 1; at < up.size(); len = len * 2 + 3) {
-    const std::size_t n = std::min(len, up.size() - at);
-    chunked += fmt::format("{:x}\r\n", n) + up.substr(at, n) + "\r\n";
-    at += n;
-  }
+  for (const auto& chunk : growing_chunks(up, 2)) chunked += chunk;
   ASSERT_TRUE(c.send_raw(chunked + "0\r\n\r\n"));
   auto r2 = c.read_response();
   ASSERT_TRUE(r2.complete) << r2.error;
