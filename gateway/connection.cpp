@@ -93,6 +93,16 @@ std::string_view buffer_view(const beast::flat_buffer& b) {
   return {static_cast<const char*>(b.data().data()), b.size()};
 }
 
+// The first field called `name` (case-insensitive), or null.
+const Field* find_field(std::span<const Field> fields, std::string_view name) {
+  for (const auto& f : fields) {
+    if (f.name.size() == name.size() && iequals(f.name, name)) {
+      return &f;
+    }
+  }
+  return nullptr;
+}
+
 UpstreamError upstream_error_for(Reason r) {
   switch (r) {
     case Reason::upstream_connect_failed: return UpstreamError::connect_failed;
@@ -413,6 +423,8 @@ class ClientConnection {
 
   // Per-request state.
   std::optional<http::request_parser<ViewBody>> parser_;
+  std::string head_;           // the request's head as received
+  std::vector<Field> fields_;  // its fields (views of head_), in their order
   std::string upstream_head_;
   AccessRecord rec_;
   Clock::time_point start_;
@@ -858,24 +870,49 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
     co_return false;
   }
 
-  // ---- 3. Parse the validated head with Beast (owns the fields; decodes the body later). ----
+  // ---- 3. Keep the head; Beast's parser gets only its framing (it decodes the body later). ----
+  // The scan's fields are views of buf_, which the body's reads reuse: the head is copied once and the
+  // views moved onto the copy, and the policy stages, the upstream head and the audit read them there.
+  // Beast is given a head of its own, as for responses: the version, the client's Connection fields as
+  // they came (Beast decides keep-alive from them and still refuses a malformed one), and the framing the
+  // scan decided. Re-parsing the whole head cost more than scanning it (an allocation and an ordered
+  // insertion per field).
+  const char* const head_base = static_cast<const char*>(buf_.data().data());
+  head_.assign(head_base, scan.head_bytes);
+  fields_ = std::move(scan.fields);
+  for (auto& f : fields_) {
+    f.name = std::string_view(head_.data() + (f.name.data() - head_base), f.name.size());
+    f.value = std::string_view(head_.data() + (f.value.data() - head_base), f.value.size());
+  }
+  target_.assign(target);
+  host_.assign(host);
+  buf_.consume(scan.head_bytes);
+  // Views into buf_ (scan, target, host) are invalid from here on.
+  out_.assign(http10_ ? "GET / HTTP/1.0\r\n" : "GET / HTTP/1.1\r\n");
+  for (const auto& f : fields_) {
+    if (f.name.size() == 10 && iequals(f.name, "connection")) {
+      out_.append("Connection: ").append(f.value).append("\r\n");
+    }
+  }
+  if (scan.framing == BodyFraming::content_length) {
+    fmt::format_to(std::back_inserter(out_), "Content-Length: {}\r\n", scan.content_length);
+  } else if (scan.framing == BodyFraming::chunked) {
+    out_.append("Transfer-Encoding: chunked\r\n");
+  }
+  out_.append("\r\n");
   auto& p = parser_.emplace();
   p.eager(false);
-  p.header_limit(static_cast<std::uint32_t>(cfg_.limits.max_header_bytes + 1));
+  p.header_limit(static_cast<std::uint32_t>(out_.size() + 1));
   p.body_limit(boost::none);  // enforced per route below
   beast::error_code pec;
-  const std::size_t used = p.put(net::buffer(buf_.data().data(), scan.head_bytes), pec);
-  if (pec || !p.is_header_done() || used != scan.head_bytes) {
-    spdlog::debug("request {}: Beast rejected a head the codec accepted: {}", rec_.request_id, pec.message());
+  const std::size_t used = p.put(net::buffer(out_), pec);
+  if (pec || !p.is_header_done() || used != out_.size()) {
+    spdlog::debug("request {}: Beast refused the request's framing head: {}", rec_.request_id, pec.message());
     co_await reply_local(Reason::http_bad_request_line, true);
     finish_request();
     co_await shutdown_tls();
     co_return false;
   }
-  buf_.consume(used);
-  // Views into buf_ (scan, target, host) are invalid from here on.
-  target_.assign(target);
-  host_.assign(host);
   const std::string& target_copy = target_;
   const std::string& host_copy = host_;
   bool client_keep_alive = p.keep_alive() && !w_.draining();
@@ -916,8 +953,8 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
     co_await shutdown_tls();
     co_return false;
   }
-  if (auto it = p.get().find(http::field::expect); it != p.get().end()) {
-    if (!iequals(it->value(), "100-continue") || http10_) {
+  if (const Field* expect = find_field(fields_, "expect")) {
+    if (!iequals(expect->value, "100-continue") || http10_) {
       co_await reply_local(Reason::http_expectation_failed, true);
       finish_request();
       co_await shutdown_tls();
@@ -965,7 +1002,7 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
   upstream_head_.clear();
   const std::string forward_target =
       route.strip_prefix ? strip_route_prefix(target_copy, route.match.path_prefix) : target_copy;
-  build_upstream_request_head(upstream_head_, method_, forward_target, p.get(),
+  build_upstream_request_head(upstream_head_, method_, forward_target, fields_,
                               ForwardInfo{peer_ip_, peer_trusted_, host_copy, "https", rec_.request_id,
                                           pctx_.upstream_headers, credential_field(route)},
                               has_body_ ? scan.framing : BodyFraming::none, scan.content_length);
@@ -1460,12 +1497,11 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
 
 net::awaitable<bool> ClientConnection::run_policies(std::size_t route_index, bool& client_keep_alive,
                                                     bool body_pending) {
-  auto& p = *parser_;
   pctx_.reset();
   pctx_.worker_slot = wg_->policy_state.get();
   header_views_.clear();
-  for (const auto& f : p.get()) {
-    header_views_.push_back({f.name_string(), f.value()});
+  for (const auto& f : fields_) {
+    header_views_.push_back({f.name, f.value});
   }
   auto& rv = pctx_.request;
   rv.method = method_;
@@ -1476,8 +1512,8 @@ net::awaitable<bool> ClientConnection::run_policies(std::size_t route_index, boo
   rv.peer = peer_addr_;
   rv.client = peer_addr_;
   if (peer_trusted_) {
-    if (auto it = p.get().find("X-Forwarded-For"); it != p.get().end()) {
-      if (auto c = client_from_xff(it->value(), *gen_)) {
+    if (const Field* xff = find_field(fields_, "x-forwarded-for")) {
+      if (auto c = client_from_xff(xff->value, *gen_)) {
         rv.client = to_ip(*c);
       }
     }

@@ -8,7 +8,6 @@
 
 namespace gerbang::gateway {
 
-namespace http = boost::beast::http;
 using namespace std::string_view_literals;
 
 namespace {
@@ -134,15 +133,6 @@ class ConnectionTokens {
   std::vector<std::string_view> tokens_;  // allocated only for a head that has a Connection field
 };
 
-ConnectionTokens connection_tokens(const http::fields& fields) {
-  ConnectionTokens t;
-  for (auto it = fields.find(http::field::connection); it != fields.end() && it->name() == http::field::connection;
-       ++it) {
-    t.add_list(it->value());
-  }
-  return t;
-}
-
 ConnectionTokens connection_tokens(std::span<const Field> fields) {
   ConnectionTokens t;
   for (const auto& f : fields) {
@@ -184,7 +174,7 @@ bool valid_request_id(std::string_view id) noexcept {
 }
 
 void build_upstream_request_head(std::string& out, std::string_view method, std::string_view target,
-                                 const http::fields& in_fields, const ForwardInfo& fwd, BodyFraming framing,
+                                 std::span<const Field> in_fields, const ForwardInfo& fwd, BodyFraming framing,
                                  std::uint64_t content_length) {
   out.append(method).append(" "sv).append(target).append(" HTTP/1.1\r\n"sv);
   const ConnectionTokens nominated = connection_tokens(in_fields);
@@ -198,7 +188,7 @@ void build_upstream_request_head(std::string& out, std::string_view method, std:
     }
   };
   for (const auto& f : in_fields) {
-    const std::string_view name = f.name_string();
+    const std::string_view name = f.name;
     const Kind kind = classify(name);
     if (kind == Kind::hop_by_hop || kind == Kind::content_length || kind == Kind::request_id ||
         is_gerbang_namespace(name)) {
@@ -220,11 +210,11 @@ void build_upstream_request_head(std::string& out, std::string_view method, std:
         }
         // From a trusted proxy: the chain fields are extended below, the rest pass as they are.
         if (kind == Kind::xff) {
-          join(prior_xff, f.value());
+          join(prior_xff, f.value);
           continue;
         }
         if (kind == Kind::forwarded) {
-          join(prior_forwarded, f.value());
+          join(prior_forwarded, f.value);
           continue;
         }
         if (kind == Kind::first_hop) {
@@ -234,7 +224,7 @@ void build_upstream_request_head(std::string& out, std::string_view method, std:
       default:
         break;
     }
-    add(out, name, f.value());
+    add(out, name, f.value);
   }
   // X-Forwarded-For / Forwarded: extend a trusted chain, or start a new one.
   out.append("X-Forwarded-For: "sv);
@@ -256,8 +246,10 @@ void build_upstream_request_head(std::string& out, std::string_view method, std:
   // For these, a trusted proxy's value names the original client; otherwise ours does.
   auto first_hop = [&](std::string_view name, std::string_view ours) {
     if (fwd.peer_trusted) {
-      if (auto it = in_fields.find(name); it != in_fields.end()) {
-        return std::string_view(it->value());
+      for (const auto& f : in_fields) {
+        if (iequals(f.name, name)) {
+          return f.value;  // the first, as a proxy that set it wrote it
+        }
       }
     }
     return ours;

@@ -9,8 +9,6 @@
 #include <string>
 #include <string_view>
 
-#include <boost/beast/http/fields.hpp>
-
 #include "gateway/http_codec.hpp"
 
 namespace gerbang::gateway {
@@ -26,9 +24,10 @@ struct ForwardInfo {
 };
 
 // Appends the head sent to the upstream: request line (`method target HTTP/1.1`), sanitised fields,
-// forwarding fields, X-Request-Id, and framing derived from what the gateway parsed.
+// forwarding fields, X-Request-Id, and framing derived from what the gateway parsed. `in` are the client's
+// fields as scan_request_head split them, in their order.
 void build_upstream_request_head(std::string& out, std::string_view method, std::string_view target,
-                                 const boost::beast::http::fields& in, const ForwardInfo& fwd, BodyFraming framing,
+                                 std::span<const Field> in, const ForwardInfo& fwd, BodyFraming framing,
                                  std::uint64_t content_length);
 
 struct ResponseHeadInfo {

@@ -431,6 +431,12 @@ TEST_F(WafTest, ChunkedJsonBodyOf100KiBBelowTheLimitIsInspectedAndForwardedIntac
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->body.size(), body.size());
   EXPECT_TRUE(got->body == body) << "the body was altered on the way";
+  // The upstream's head is built after the body was read and inspected, from the client's fields as
+  // received: the reads that took the body reused the buffer the head came in.
+  EXPECT_EQ(got->header("User-Agent"), "Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0");
+  EXPECT_EQ(got->header("Accept"), "application/json");
+  EXPECT_EQ(got->header("Content-Type"), "application/json");
+  EXPECT_EQ(got->header("Transfer-Encoding"), "chunked");
 }
 
 // ---- detect mode --------------------------------------------------------------------------------------------

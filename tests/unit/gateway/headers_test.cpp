@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -9,7 +11,23 @@
 namespace gerbang::gateway {
 namespace {
 
-namespace http = boost::beast::http;
+// Field lines as scan_request_head / scan_response_head split them: views (of strings kept here), in order.
+class Fields {
+ public:
+  Fields() = default;
+  Fields(const Fields&) = delete;
+  Fields& operator=(const Fields&) = delete;
+  void insert(std::string_view name, std::string_view value) {
+    store_.emplace_back(name);
+    store_.emplace_back(value);
+    fields_.push_back({store_[store_.size() - 2], store_.back()});
+  }
+  operator std::span<const Field>() const { return fields_; }  // NOLINT(google-explicit-constructor)
+
+ private:
+  std::deque<std::string> store_;  // elements never move
+  std::vector<Field> fields_;
+};
 
 bool ieq(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) {
@@ -83,7 +101,7 @@ Head parse(const std::string& raw) {
   return h;
 }
 
-Head upstream(const http::fields& in, const ForwardInfo& fwd, BodyFraming framing = BodyFraming::none,
+Head upstream(const Fields& in, const ForwardInfo& fwd, BodyFraming framing = BodyFraming::none,
               std::uint64_t content_length = 0, std::string_view method = "GET", std::string_view target = "/x") {
   std::string out;
   build_upstream_request_head(out, method, target, in, fwd, framing, content_length);
@@ -109,7 +127,7 @@ ForwardInfo trusted() {
 // ---- request side ------------------------------------------------------------------------------------------
 
 TEST(UpstreamRequestHead, RequestLineAndOrdinaryFieldsPassThrough) {
-  http::fields in;
+  Fields in;
   in.insert("Host", "api.example");
   in.insert("Accept", "application/json");
   in.insert("X-Custom", "a, b");
@@ -126,7 +144,7 @@ TEST(UpstreamRequestHead, RequestLineAndOrdinaryFieldsPassThrough) {
 }
 
 TEST(UpstreamRequestHead, HopByHopFieldsAreRemoved) {
-  http::fields in;
+  Fields in;
   in.insert("Host", "api.example");
   in.insert("Connection", "keep-alive");
   in.insert("Keep-Alive", "timeout=5");
@@ -152,7 +170,7 @@ TEST(UpstreamRequestHead, HopByHopFieldsAreRemoved) {
 }
 
 TEST(UpstreamRequestHead, HopByHopRemovalIsCaseInsensitive) {
-  http::fields in;
+  Fields in;
   in.insert("host", "api.example");
   in.insert("cOnNeCtIoN", "Keep-Alive");
   in.insert("KEEP-ALIVE", "timeout=5");
@@ -166,7 +184,7 @@ TEST(UpstreamRequestHead, HopByHopRemovalIsCaseInsensitive) {
 }
 
 TEST(UpstreamRequestHead, FieldsNominatedByConnectionAreDropped) {
-  http::fields in;
+  Fields in;
   in.insert("Host", "api.example");
   in.insert("Connection", "close, X-Secret");
   in.insert("Connection", "\tx-other-secret ");
@@ -181,7 +199,7 @@ TEST(UpstreamRequestHead, FieldsNominatedByConnectionAreDropped) {
 }
 
 TEST(UpstreamRequestHead, HostIsNeverDroppedByConnection) {
-  http::fields in;
+  Fields in;
   in.insert("Host", "api.example");
   in.insert("Connection", "Host, X-Secret");
   in.insert("X-Secret", "s");
@@ -192,7 +210,7 @@ TEST(UpstreamRequestHead, HostIsNeverDroppedByConnection) {
 
 TEST(UpstreamRequestHead, ConnectionCannotNominateOurForwardingFields) {
   // A client listing X-Forwarded-For in Connection must not strip the field the gateway itself adds.
-  http::fields in;
+  Fields in;
   in.insert("Host", "api.example");
   in.insert("Connection", "X-Forwarded-For, Forwarded, X-Request-Id, X-Real-IP");
   Head h = upstream(in, untrusted());
@@ -204,7 +222,7 @@ TEST(UpstreamRequestHead, ConnectionCannotNominateOurForwardingFields) {
 
 TEST(UpstreamRequestHead, GatewayNamespaceIsAlwaysStripped) {
   for (bool peer_trusted : {false, true}) {
-    http::fields in;
+    Fields in;
     in.insert("Host", "api.example");
     in.insert("X-Gerbang-Identity", "admin");
     in.insert("x-gerbang-route", "internal");
@@ -219,7 +237,7 @@ TEST(UpstreamRequestHead, GatewayNamespaceIsAlwaysStripped) {
 }
 
 TEST(UpstreamRequestHead, UntrustedPeerForwardingFieldsAreReplaced) {
-  http::fields in;
+  Fields in;
   in.insert("Host", "api.example");
   in.insert("X-Forwarded-For", "6.6.6.6");
   in.insert("Forwarded", "for=6.6.6.6;proto=http");
@@ -249,7 +267,7 @@ TEST(UpstreamRequestHead, UntrustedPeerForwardingFieldsAreReplaced) {
 }
 
 TEST(UpstreamRequestHead, UntrustedPeerForwardingFieldsAreReplacedWhateverTheirCase) {
-  http::fields in;
+  Fields in;
   in.insert("Host", "api.example");
   in.insert("x-forwarded-for", "6.6.6.6");
   in.insert("FORWARDED", "for=6.6.6.6");
@@ -261,7 +279,7 @@ TEST(UpstreamRequestHead, UntrustedPeerForwardingFieldsAreReplacedWhateverTheirC
 }
 
 TEST(UpstreamRequestHead, TrustedPeerChainIsExtended) {
-  http::fields in;
+  Fields in;
   in.insert("Host", "api.example");
   in.insert("X-Forwarded-For", "1.2.3.4");
   in.insert("Forwarded", "for=1.2.3.4;proto=https");
@@ -279,7 +297,7 @@ TEST(UpstreamRequestHead, TrustedPeerChainIsExtended) {
 }
 
 TEST(UpstreamRequestHead, TrustedPeerWithoutChainStartsOne) {
-  http::fields in;
+  Fields in;
   in.insert("Host", "api.example");
   Head h = upstream(in, trusted());
   EXPECT_EQ(h.value("X-Forwarded-For"), "10.0.0.1");
@@ -289,7 +307,7 @@ TEST(UpstreamRequestHead, TrustedPeerWithoutChainStartsOne) {
 
 TEST(UpstreamRequestHead, TrustedPeerRepeatedChainFieldsAreAllKept) {
   // RFC 9110 §5.3: repeated list fields are one list; the first line holds the original client.
-  http::fields in;
+  Fields in;
   in.insert("Host", "api.example");
   in.insert("X-Forwarded-For", "1.1.1.1");
   in.insert("X-Forwarded-For", "2.2.2.2");
@@ -301,7 +319,7 @@ TEST(UpstreamRequestHead, TrustedPeerRepeatedChainFieldsAreAllKept) {
 }
 
 TEST(UpstreamRequestHead, Ipv6ClientIsQuotedInForwarded) {
-  http::fields in;
+  Fields in;
   in.insert("Host", "api.example");
   ForwardInfo f = untrusted();
   f.client_ip = "::1";
@@ -315,7 +333,7 @@ TEST(UpstreamRequestHead, Ipv6ClientIsQuotedInForwarded) {
 
 TEST(UpstreamRequestHead, RequestIdIsAlwaysOurs) {
   for (bool peer_trusted : {false, true}) {
-    http::fields in;
+    Fields in;
     in.insert("Host", "api.example");
     in.insert("X-Request-Id", "client-chosen");
     in.insert("x-request-id", "second");
@@ -325,7 +343,7 @@ TEST(UpstreamRequestHead, RequestIdIsAlwaysOurs) {
 }
 
 TEST(UpstreamRequestHead, FramingLinesComeFromTheParsedFramingOnly) {
-  http::fields in;
+  Fields in;
   in.insert("Host", "api.example");
   in.insert("Content-Length", "999");
   in.insert("Transfer-Encoding", "gzip, chunked");
@@ -355,13 +373,9 @@ TEST(UpstreamRequestHead, FramingLinesComeFromTheParsedFramingOnly) {
 // ---- response side -----------------------------------------------------------------------------------------
 
 // The response side takes the fields as scan_response_head splits them: the same, in order.
-Head client(const http::fields& in, const ResponseHeadInfo& info) {
-  std::vector<Field> fields;
-  for (const auto& f : in) {
-    fields.push_back({f.name_string(), f.value()});
-  }
+Head client(const Fields& in, const ResponseHeadInfo& info) {
   std::string out;
-  build_client_response_head(out, fields, info);
+  build_client_response_head(out, in, info);
   return parse(out);
 }
 
@@ -376,7 +390,7 @@ ResponseHeadInfo response_info() {
 // The rules pick candidates by a name's first letter: names that share a first letter (and a length) with
 // a rule's name but are not it pass; the rule's names in any case do not.
 TEST(ClientResponseHead, OnlyTheExactNamesAreStrippedInAnyCase) {
-  http::fields in;
+  Fields in;
   in.insert("SERVER", "x");
   in.insert("sErVeR-Timing", "db;dur=5");  // not a banner
   in.insert("Serves", "y");                // same letter and length as Server
@@ -401,7 +415,7 @@ TEST(ClientResponseHead, OnlyTheExactNamesAreStrippedInAnyCase) {
 }
 
 TEST(ClientResponseHead, StatusLineWithReason) {
-  http::fields in;
+  Fields in;
   ResponseHeadInfo ri = response_info();
   ri.status = 404;
   ri.reason = "Not Found";
@@ -412,7 +426,7 @@ TEST(ClientResponseHead, StatusLineWithReason) {
 }
 
 TEST(ClientResponseHead, BannersAndInternalFieldsAreStripped) {
-  http::fields in;
+  Fields in;
   in.insert("Server", "Apache/2.4.1 (Unix)");
   in.insert("X-Powered-By", "PHP/5.6");
   in.insert("X-AspNet-Version", "4.0");
@@ -430,7 +444,7 @@ TEST(ClientResponseHead, BannersAndInternalFieldsAreStripped) {
 }
 
 TEST(ClientResponseHead, HopByHopAndNominatedFieldsAreStripped) {
-  http::fields in;
+  Fields in;
   in.insert("Connection", "keep-alive, X-Internal");
   in.insert("Keep-Alive", "timeout=5");
   in.insert("Transfer-Encoding", "chunked");
@@ -448,27 +462,27 @@ TEST(ClientResponseHead, HopByHopAndNominatedFieldsAreStripped) {
 }
 
 TEST(ClientResponseHead, HstsReplacedWhenConfiguredKeptOtherwise) {
-  http::fields in;
+  Fields in;
   in.insert("Strict-Transport-Security", "max-age=0");
   ResponseHeadInfo ri = response_info();
   ri.hsts = "max-age=31536000; includeSubDomains";
   EXPECT_EQ(client(in, ri).value("Strict-Transport-Security"), "max-age=31536000; includeSubDomains");
   ri.hsts = "";
   EXPECT_EQ(client(in, ri).value("Strict-Transport-Security"), "max-age=0");
-  http::fields empty;
+  Fields empty;
   EXPECT_EQ(client(empty, ri).count("Strict-Transport-Security"), 0u);
   ri.hsts = "max-age=1";
   EXPECT_EQ(client(empty, ri).value("Strict-Transport-Security"), "max-age=1");
 }
 
 TEST(ClientResponseHead, UpstreamRequestIdIsReplaced) {
-  http::fields in;
+  Fields in;
   in.insert("X-Request-Id", "upstream-id");
   EXPECT_EQ(client(in, response_info()).value("X-Request-Id"), "rid-ours");
 }
 
 TEST(ClientResponseHead, ContentLengthOnlyFromFramingOrWhenKept) {
-  http::fields in;
+  Fields in;
   in.insert("Content-Length", "10");
   ResponseHeadInfo ri = response_info();
 
@@ -499,7 +513,7 @@ TEST(ClientResponseHead, ContentLengthOnlyFromFramingOrWhenKept) {
 }
 
 TEST(ClientResponseHead, ConnectionCloseWhenAsked) {
-  http::fields in;
+  Fields in;
   in.insert("Connection", "keep-alive");
   ResponseHeadInfo ri = response_info();
   EXPECT_EQ(client(in, ri).count("Connection"), 0u);
