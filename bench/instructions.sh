@@ -11,7 +11,8 @@
 # DURATION (10 seconds per measured run), KEEP_TMP (1 = keep the work directory and callgrind's output),
 # FEATURE (none; audit-strict or audit-batched: the signed audit log on, in the work directory; waf: the WAF
 # at paranoia 1 in block mode, and wrk sends the browser-like headers bench/run.sh's WAF scenarios send;
-# waf-post: the same, and wrk POSTs bench/run.sh's 4 KiB JSON document to PATHS, default /post; handshake:
+# waf-post: the same, and wrk POSTs bench/run.sh's 4 KiB JSON document to PATHS, default /post; post: that
+# POST without the WAF (bench/run.sh's post-4k); handshake:
 # a new connection per request, `Connection: close`, which wrk resumes by a TLS 1.3 session ticket).
 # The audit log's writer thread is counted too (callgrind counts every thread); fsync's kernel time is not.
 set -euo pipefail
@@ -30,9 +31,9 @@ BENCH_NAME=instructions
 # shellcheck source=bench/callgrind_lib.sh
 source "$here/callgrind_lib.sh"
 
-case $FEATURE in none | audit-strict | audit-batched | waf | waf-post | handshake) ;;
-  *) die "FEATURE must be none, audit-strict, audit-batched, waf, waf-post or handshake" ;; esac
-if [[ $FEATURE == waf-post && -z $PATHS_GIVEN ]]; then PATHS=/post; fi
+case $FEATURE in none | audit-strict | audit-batched | waf | waf-post | post | handshake) ;;
+  *) die "FEATURE must be none, audit-strict, audit-batched, waf, waf-post, post or handshake" ;; esac
+if [[ ($FEATURE == waf-post || $FEATURE == post) && -z $PATHS_GIVEN ]]; then PATHS=/post; fi
 for v in CONNS DURATION; do [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"; done
 missing=()
 command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
@@ -118,7 +119,7 @@ if [[ $FEATURE == waf* ]]; then
   wrk_args=(-H "Host: localhost" -H "User-Agent: Mozilla/5.0 (X11; Linux x86_64) gerbang-bench/1"
     -H "Accept: application/json, */*" -H "Accept-Language: id-ID,id;q=0.9,en;q=0.8")
 fi
-if [[ $FEATURE == waf-post ]]; then
+if [[ $FEATURE == waf-post || $FEATURE == post ]]; then
   python3 "$here/make_json.py" "$WORK/post.json" --size 4096
   printf '%s\n' 'wrk.method = "POST"' 'wrk.headers["Content-Type"] = "application/json"' \
     "local f = assert(io.open(\"$WORK/post.json\", \"rb\")); wrk.body = f:read(\"*a\"); f:close()" >"$WORK/post.lua"

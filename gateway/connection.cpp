@@ -873,10 +873,8 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
   // ---- 3. Keep the head; Beast's parser gets only its framing (it decodes the body later). ----
   // The scan's fields are views of buf_, which the body's reads reuse: the head is copied once and the
   // views moved onto the copy, and the policy stages, the upstream head and the audit read them there.
-  // Beast is given a head of its own, as for responses: the version, the client's Connection fields as
-  // they came (Beast decides keep-alive from them and still refuses a malformed one), and the framing the
-  // scan decided. Re-parsing the whole head cost more than scanning it (an allocation and an ordered
-  // insertion per field).
+  // Beast is given a head of its own, as for responses: the version and the framing the scan decided.
+  // Re-parsing the whole head cost more than scanning it (an allocation and an ordered insertion per field).
   const char* const head_base = static_cast<const char*>(buf_.data().data());
   head_.assign(head_base, scan.head_bytes);
   fields_ = std::move(scan.fields);
@@ -888,14 +886,16 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
   host_.assign(host);
   buf_.consume(scan.head_bytes);
   // Views into buf_ (scan, target, host) are invalid from here on.
-  out_.assign(http10_ ? "GET / HTTP/1.0\r\n" : "GET / HTTP/1.1\r\n");
-  for (const auto& f : fields_) {
-    if (f.name.size() == 10 && iequals(f.name, "connection")) {
-      out_.append("Connection: ").append(f.value).append("\r\n");
-    }
+  const std::optional<bool> persists = connection_persists(scan.version, fields_);
+  if (!persists) {
+    co_await reply_local(reason_for(HeadError::bad_header), true);
+    finish_request();
+    co_await shutdown_tls();
+    co_return false;
   }
+  out_.assign(http10_ ? "GET / HTTP/1.0\r\n" : "GET / HTTP/1.1\r\n");
   if (scan.framing == BodyFraming::content_length) {
-    fmt::format_to(std::back_inserter(out_), "Content-Length: {}\r\n", scan.content_length);
+    append_content_length(out_, scan.content_length);
   } else if (scan.framing == BodyFraming::chunked) {
     out_.append("Transfer-Encoding: chunked\r\n");
   }
@@ -915,7 +915,7 @@ net::awaitable<bool> ClientConnection::serve_one(bool first) {
   }
   const std::string& target_copy = target_;
   const std::string& host_copy = host_;
-  bool client_keep_alive = p.keep_alive() && !w_.draining();
+  bool client_keep_alive = *persists && !w_.draining();
 
   // ---- 4. Route. ----
   auto match = gen_->router->match(host_copy, target_copy, method_);
@@ -1318,21 +1318,23 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
   if (head_request_) {
     rp.skip(true);
   }
-  // Beast's parser only has to know the body's framing and whether the connection stays open: re-parsing the
-  // whole head for that cost as much as scanning it. It is given a head of its own: the status and version,
-  // the upstream's Connection fields as they came (Beast decides keep-alive from them, and still refuses a
-  // malformed one), and the framing the scan decided (which refused every conflicting or invalid form).
+  // Beast's parser only has to know the body's framing: re-parsing the whole head for that cost as much as
+  // scanning it. It is given a head of its own: the status and version, and the framing the scan decided
+  // (which refused every conflicting or invalid form). Whether the upstream connection persists is read
+  // from the scan's Connection fields (a malformed one is a bad response).
+  const std::optional<bool> upstream_persists = connection_persists(rs.version, rs.fields);
+  if (!upstream_persists) {
+    spdlog::debug("request {}: malformed Connection field in the upstream response", rec_.request_id);
+    co_return UpstreamOutcome{Reason::upstream_bad_response, false, false, true};
+  }
   std::string framing_head;
   framing_head.reserve(64);
   framing_head.append(rs.version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
-  framing_head.append(std::to_string(rs.status)).append(" -\r\n");
-  for (const auto& f : rs.fields) {
-    if (iequals(f.name, "connection")) {
-      framing_head.append("Connection: ").append(f.value).append("\r\n");
-    }
-  }
+  const char status_digits[3] = {static_cast<char>('0' + rs.status / 100 % 10),
+                                 static_cast<char>('0' + rs.status / 10 % 10), static_cast<char>('0' + rs.status % 10)};
+  framing_head.append(status_digits, 3).append(" -\r\n");
   if (rs.framing == BodyFraming::content_length) {
-    framing_head.append("Content-Length: ").append(std::to_string(rs.content_length)).append("\r\n");
+    append_content_length(framing_head, rs.content_length);
   } else if (rs.framing == BodyFraming::chunked) {
     framing_head.append("Transfer-Encoding: chunked\r\n");
   }
@@ -1402,7 +1404,7 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
     if (!(head_sent = true, co_await write_client(out_))) {
       co_return UpstreamOutcome{Reason::upstream_reset, true, false, false, true, true};
     }
-    upstream_reusable = rp.keep_alive() && !upstream_close_delimited;
+    upstream_reusable = *upstream_persists && !upstream_close_delimited;
     co_return UpstreamOutcome{};
   }
   for (;;) {
@@ -1491,7 +1493,7 @@ net::awaitable<UpstreamOutcome> ClientConnection::exchange(UStream& us, Upstream
   if (ri.framing == BodyFraming::until_close) {
     client_keep_alive = false;
   }
-  upstream_reusable = rp.keep_alive() && !upstream_close_delimited;
+  upstream_reusable = *upstream_persists && !upstream_close_delimited;
   co_return UpstreamOutcome{};
 }
 

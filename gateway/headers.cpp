@@ -1,10 +1,9 @@
 #include "gateway/headers.hpp"
 
 #include <array>
+#include <charconv>
 #include <cstring>
 #include <vector>
-
-#include <fmt/format.h>
 
 namespace gerbang::gateway {
 
@@ -159,6 +158,12 @@ void add(std::string& out, std::string_view name, std::string_view value) {
 
 }  // namespace
 
+void append_content_length(std::string& out, std::uint64_t n) {
+  char digits[20];
+  const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+  out.append("Content-Length: "sv).append(digits, static_cast<std::size_t>(end - digits)).append("\r\n"sv);
+}
+
 bool valid_request_id(std::string_view id) noexcept {
   if (id.empty() || id.size() > 128) {
     return false;
@@ -261,7 +266,7 @@ void build_upstream_request_head(std::string& out, std::string_view method, std:
   out.append(fwd.extra_headers);
   switch (framing) {
     case BodyFraming::content_length:
-      fmt::format_to(std::back_inserter(out), "Content-Length: {}\r\n", content_length);
+      append_content_length(out, content_length);
       break;
     case BodyFraming::chunked:
       out.append("Transfer-Encoding: chunked\r\n"sv);
@@ -310,7 +315,7 @@ void build_client_response_head(std::string& out, std::span<const Field> in_fiel
   out.append(info.extra_headers);
   switch (info.framing) {
     case BodyFraming::content_length:
-      fmt::format_to(std::back_inserter(out), "Content-Length: {}\r\n", info.content_length);
+      append_content_length(out, info.content_length);
       break;
     case BodyFraming::chunked:
       out.append("Transfer-Encoding: chunked\r\n"sv);

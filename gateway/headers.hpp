@@ -46,6 +46,9 @@ struct ResponseHeadInfo {
 // scan_response_head split them, in their order.
 void build_client_response_head(std::string& out, std::span<const Field> in, const ResponseHeadInfo& info);
 
+// Appends "Content-Length: N\r\n" (std::to_chars: fmt's back_inserter stages through a 256-byte buffer).
+void append_content_length(std::string& out, std::uint64_t n);
+
 // True if `id` is an acceptable incoming request id (1..128 chars of [A-Za-z0-9._:-]).
 bool valid_request_id(std::string_view id) noexcept;
 

@@ -557,6 +557,29 @@ HeadScan scan_response_head(std::string_view bytes, const HeadLimits& limits) no
   return scan_head(bytes, limits, /*is_request=*/false);
 }
 
+std::optional<bool> connection_persists(unsigned version, std::span<const Field> fields) noexcept {
+  bool close = false;
+  bool keep_alive = false;
+  for (const Field& f : fields) {
+    if (f.name.size() != 10 || !iequals(f.name, "connection")) continue;
+    // #rule (RFC 9110 §5.6.1): elements separated by commas with OWS around them; empty ones are allowed.
+    std::string_view rest = f.value;
+    for (;;) {
+      const std::size_t comma = rest.find(',');
+      std::string_view element = rest.substr(0, comma);
+      while (!element.empty() && (element.front() == ' ' || element.front() == '\t')) element.remove_prefix(1);
+      while (!element.empty() && (element.back() == ' ' || element.back() == '\t')) element.remove_suffix(1);
+      if (token_length(element) != element.size()) return std::nullopt;
+      close = close || iequals(element, "close");
+      keep_alive = keep_alive || iequals(element, "keep-alive");
+      if (comma == npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+  }
+  if (close) return false;
+  return version == 11 || keep_alive;
+}
+
 bool iequals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {

@@ -10,6 +10,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -80,6 +82,12 @@ HeadScan scan_request_head(std::string_view bytes, const HeadLimits& limits) noe
 // duplicate/invalid Content-Length, CL with TE, a TE other than a single `chunked` are errors (502 for us);
 // no CL and no TE is `until_close`. The caller handles 1xx/204/304 and responses to HEAD (no body).
 HeadScan scan_response_head(std::string_view bytes, const HeadLimits& limits) noexcept;
+
+// RFC 9112 §9.3: whether the connection persists after a message with this version (10 or 11) and these
+// fields: `close` in a Connection field ends it; otherwise an HTTP/1.1 connection persists, and an HTTP/1.0
+// one only with `keep-alive`. nullopt when a Connection field is not a list of tokens (RFC 9110 §7.6.1:
+// `Connection = #connection-option`, a token each), which the caller refuses.
+std::optional<bool> connection_persists(unsigned version, std::span<const Field> fields) noexcept;
 
 // ASCII lower case (header names and tokens are ASCII; other bytes stay as they are).
 constexpr char ascii_lower(char c) noexcept {

@@ -52,6 +52,12 @@ std::vector<FramingCase> cases() {
       {"http2_preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, "http.bad_version"},
       {"bad_chunk_size", "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 400,
        "http.bad_chunk"},
+      // Connection is a list of tokens (RFC 9110 §7.6.1); a value that is not cannot say whether the
+      // connection persists, and was Beast's to refuse when it parsed the whole head.
+      {"connection_not_tokens", "GET / HTTP/1.1\r\n" + host + "Connection: keep alive\r\n\r\n", 400,
+       "http.bad_header"},
+      {"connection_with_parameter", "GET / HTTP/1.1\r\n" + host + "Connection: close;q=1\r\n\r\n", 400,
+       "http.bad_header"},
       {"chunk_size_overflow",
        "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\nfffffffffffffffff1\r\nabc\r\n0\r\n\r\n", 400,
        "http.bad_chunk"},

@@ -91,6 +91,8 @@ TEST_F(UpstreamTest, ResponsesConnectionFieldDecidesWhetherTheUpstreamConnection
         head = "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n";
       } else if (req->target == "/http10-keep-alive") {
         head = "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\n";
+      } else if (req->target == "/malformed") {
+        head = "HTTP/1.1 200 OK\r\nConnection: keep alive\r\nContent-Length: 2\r\n\r\n";
       } else {
         head = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n";
       }
@@ -118,6 +120,10 @@ TEST_F(UpstreamTest, ResponsesConnectionFieldDecidesWhetherTheUpstreamConnection
   get("/http10-keep-alive");
   get("/e");
   EXPECT_EQ(upstream.connection_count(), 3u);  // HTTP/1.0 with keep-alive: kept
+  // A Connection value that is not a list of tokens cannot say either: a bad response, not relayed.
+  auto bad = c.request("GET", "/malformed");
+  EXPECT_EQ(bad.status, 502u) << bad.body;
+  EXPECT_THAT(bad.body, ::testing::HasSubstr("upstream.bad_response"));
 }
 
 TEST_F(UpstreamTest, PoolLimitAnswers503WhenAllConnectionsAreBusy) {

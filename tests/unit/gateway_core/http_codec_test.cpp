@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <ostream>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -596,6 +598,39 @@ TEST(HttpCodecIequals, AsciiCaseInsensitiveOnly) {
   EXPECT_FALSE(iequals("@", "`"));        // 0x40 vs 0x60: not letters
   EXPECT_FALSE(iequals("[", "{"));        // 0x5B vs 0x7B
   EXPECT_FALSE(iequals("\xc3\x89", "\xc3\xa9"));  // no Unicode folding
+}
+
+// RFC 9112 §9.3 persistence from the version and the Connection fields, as the scan split them.
+std::optional<bool> persists(unsigned version, const std::vector<std::pair<std::string, std::string>>& fs) {
+  std::vector<Field> fields;
+  for (const auto& [n, v] : fs) {
+    fields.push_back({n, v});
+  }
+  return connection_persists(version, fields);
+}
+
+TEST(HttpCodecConnectionPersists, Http11UnlessCloseHttp10OnlyWithKeepAlive) {
+  EXPECT_EQ(persists(11, {}), true);
+  EXPECT_EQ(persists(10, {}), false);
+  EXPECT_EQ(persists(11, {{"Connection", "close"}}), false);
+  EXPECT_EQ(persists(11, {{"connection", "CLOSE"}}), false);
+  EXPECT_EQ(persists(11, {{"Connection", "keep-alive"}}), true);
+  EXPECT_EQ(persists(10, {{"Connection", "Keep-Alive"}}), true);
+  EXPECT_EQ(persists(10, {{"Connection", "close"}}), false);
+  // `close` wins wherever it is: another element, another field line, next to keep-alive.
+  EXPECT_EQ(persists(11, {{"Connection", "X-Secret, close"}}), false);
+  EXPECT_EQ(persists(11, {{"Connection", "keep-alive"}, {"Connection", " close "}}), false);
+  EXPECT_EQ(persists(10, {{"Connection", "keep-alive, close"}}), false);
+  // Tokens, not substrings; other fields do not count.
+  EXPECT_EQ(persists(11, {{"Connection", "closed, xclose"}}), true);
+  EXPECT_EQ(persists(10, {{"Connection", "keep-alive-ish"}}), false);
+  EXPECT_EQ(persists(11, {{"X-Connection", "close"}, {"Proxy-Connection", "close"}}), true);
+  // Empty list elements are allowed (RFC 9110 §5.6.1); anything that is not a token is refused.
+  EXPECT_EQ(persists(11, {{"Connection", ", ,close,"}}), false);
+  EXPECT_EQ(persists(11, {{"Connection", ""}}), true);
+  EXPECT_EQ(persists(11, {{"Connection", "keep alive"}}), std::nullopt);
+  EXPECT_EQ(persists(11, {{"Connection", "close;q=1"}}), std::nullopt);
+  EXPECT_EQ(persists(11, {{"Connection", "\"close\""}}), std::nullopt);
 }
 
 }  // namespace
