@@ -93,16 +93,6 @@ std::string_view buffer_view(const beast::flat_buffer& b) {
   return {static_cast<const char*>(b.data().data()), b.size()};
 }
 
-// The first field called `name` (case-insensitive), or null.
-const Field* find_field(std::span<const Field> fields, std::string_view name) {
-  for (const auto& f : fields) {
-    if (f.name.size() == name.size() && iequals(f.name, name)) {
-      return &f;
-    }
-  }
-  return nullptr;
-}
-
 UpstreamError upstream_error_for(Reason r) {
   switch (r) {
     case Reason::upstream_connect_failed: return UpstreamError::connect_failed;

@@ -105,19 +105,11 @@ bool is_gerbang_namespace(std::string_view name) { return istarts_with(name, "x-
 class ConnectionTokens {
  public:
   void add_list(std::string_view v) {
-    while (!v.empty()) {
-      const auto comma = v.find(',');
-      std::string_view tok = v.substr(0, comma);
-      while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.remove_prefix(1);
-      while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.remove_suffix(1);
+    for_each_list_element(v, [this](std::string_view tok) {
       if (!tok.empty()) {
         tokens_.push_back(tok);
       }
-      if (comma == std::string_view::npos) {
-        break;
-      }
-      v.remove_prefix(comma + 1);
-    }
+    });
   }
   bool contains(std::string_view name) const noexcept {
     for (const auto t : tokens_) {
@@ -251,10 +243,8 @@ void build_upstream_request_head(std::string& out, std::string_view method, std:
   // For these, a trusted proxy's value names the original client; otherwise ours does.
   auto first_hop = [&](std::string_view name, std::string_view ours) {
     if (fwd.peer_trusted) {
-      for (const auto& f : in_fields) {
-        if (iequals(f.name, name)) {
-          return f.value;  // the first, as a proxy that set it wrote it
-        }
+      if (const Field* f = find_field(in_fields, name)) {
+        return f->value;  // the first, as a proxy that set it wrote it
       }
     }
     return ours;

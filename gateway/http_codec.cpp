@@ -557,25 +557,26 @@ HeadScan scan_response_head(std::string_view bytes, const HeadLimits& limits) no
   return scan_head(bytes, limits, /*is_request=*/false);
 }
 
+const Field* find_field(std::span<const Field> fields, std::string_view name) noexcept {
+  for (const Field& f : fields) {
+    if (iequals(f.name, name)) return &f;
+  }
+  return nullptr;
+}
+
 std::optional<bool> connection_persists(unsigned version, std::span<const Field> fields) noexcept {
+  bool tokens = true;
   bool close = false;
   bool keep_alive = false;
   for (const Field& f : fields) {
     if (f.name.size() != 10 || !iequals(f.name, "connection")) continue;
-    // #rule (RFC 9110 §5.6.1): elements separated by commas with OWS around them; empty ones are allowed.
-    std::string_view rest = f.value;
-    for (;;) {
-      const std::size_t comma = rest.find(',');
-      std::string_view element = rest.substr(0, comma);
-      while (!element.empty() && (element.front() == ' ' || element.front() == '\t')) element.remove_prefix(1);
-      while (!element.empty() && (element.back() == ' ' || element.back() == '\t')) element.remove_suffix(1);
-      if (token_length(element) != element.size()) return std::nullopt;
+    for_each_list_element(f.value, [&](std::string_view element) {
+      tokens = tokens && token_length(element) == element.size();
       close = close || iequals(element, "close");
       keep_alive = keep_alive || iequals(element, "keep-alive");
-      if (comma == npos) break;
-      rest.remove_prefix(comma + 1);
-    }
+    });
   }
+  if (!tokens) return std::nullopt;
   if (close) return false;
   return version == 11 || keep_alive;
 }

@@ -83,6 +83,24 @@ HeadScan scan_request_head(std::string_view bytes, const HeadLimits& limits) noe
 // no CL and no TE is `until_close`. The caller handles 1xx/204/304 and responses to HEAD (no body).
 HeadScan scan_response_head(std::string_view bytes, const HeadLimits& limits) noexcept;
 
+// The first field called `name` (ASCII case-insensitive), or null.
+const Field* find_field(std::span<const Field> fields, std::string_view name) noexcept;
+
+// RFC 9110 §5.6.1 (#rule): calls `fn` with each element of a comma-separated field value, OWS around it
+// removed; empty elements are passed too (a recipient must accept and ignore them).
+template <class Fn>
+void for_each_list_element(std::string_view list, Fn&& fn) {
+  for (;;) {
+    const std::size_t comma = list.find(',');
+    std::string_view element = list.substr(0, comma);
+    while (!element.empty() && (element.front() == ' ' || element.front() == '\t')) element.remove_prefix(1);
+    while (!element.empty() && (element.back() == ' ' || element.back() == '\t')) element.remove_suffix(1);
+    fn(element);
+    if (comma == std::string_view::npos) return;
+    list.remove_prefix(comma + 1);
+  }
+}
+
 // RFC 9112 §9.3: whether the connection persists after a message with this version (10 or 11) and these
 // fields: `close` in a Connection field ends it; otherwise an HTTP/1.1 connection persists, and an HTTP/1.0
 // one only with `keep-alive`. nullopt when a Connection field is not a list of tokens (RFC 9110 §7.6.1:
